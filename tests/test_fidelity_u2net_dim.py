@@ -1,0 +1,82 @@
+"""Our U²-Net, U²-NetP and DIM against the official networks' outputs (../shared/fidelity).
+
+Each fixture holds the outputs of the official class filled with the recipe's
+deterministic weights; see ../shared/fidelity/MANIFEST.md.
+"""
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from matting.models.dim import DIM
+from matting.models.u2net import U2NET, U2NETP
+
+ATOL = 1e-4
+DIM_STAGE1_KEYS = 42  # the encoder–decoder; the refinement head adds the rest
+
+
+@pytest.fixture(scope="module")
+def recipe(fidelity_dir):
+    spec = importlib.util.spec_from_file_location("fidelity_recipe", fidelity_dir / "recipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def expected_keys(fidelity_dir, name, limit=None):
+    with open(fidelity_dir / f"{name}.keys.json") as handle:
+        items = [(key, list(shape)) for key, shape in json.load(handle).items()]
+    return items[:limit]
+
+
+def float_keys(model):
+    return [(key, list(value.shape)) for key, value in model.state_dict().items()
+            if value.is_floating_point()]
+
+
+def run_with_recipe(recipe, model, inputs):
+    recipe.fill_(model)
+    model.eval()
+    with torch.no_grad():
+        return model(torch.from_numpy(inputs))
+
+
+def assert_outputs_match(outputs, fixture, names):
+    assert len(outputs) == len(names)
+    for name, actual in zip(names, outputs):
+        np.testing.assert_allclose(actual.numpy(), fixture[name], rtol=0, atol=ATOL, err_msg=name)
+
+
+U2NET_OUTPUTS = [f"output_d{i}" for i in range(7)]
+
+
+@pytest.mark.parametrize("name, cls", [("u2net", U2NET), ("u2netp", U2NETP)])
+def test_u2net_keys_and_outputs(fidelity_dir, recipe, name, cls):
+    model = cls(3, 1)
+    assert float_keys(model) == expected_keys(fidelity_dir, name)
+
+    fixture = np.load(fidelity_dir / f"{name}.npz")
+    outputs = run_with_recipe(recipe, model, fixture["input_x"])
+    assert isinstance(outputs, tuple)
+    assert_outputs_match(outputs, fixture, U2NET_OUTPUTS)
+
+
+def test_dim_refinement_stage_keys_and_outputs(fidelity_dir, recipe):
+    model = DIM(stage=3)
+    assert float_keys(model) == expected_keys(fidelity_dir, "dim")
+
+    fixture = np.load(fidelity_dir / "dim.npz")
+    outputs = run_with_recipe(recipe, model, fixture["input_x"])
+    assert_outputs_match(outputs, fixture, ["output_pred_mattes", "output_pred_alpha"])
+
+
+def test_dim_stage1_keys_and_pred_mattes(fidelity_dir, recipe):
+    model = DIM(stage=1)
+    assert float_keys(model) == expected_keys(fidelity_dir, "dim", DIM_STAGE1_KEYS)
+
+    fixture = np.load(fidelity_dir / "dim.npz")
+    pred_mattes, pred_alpha = run_with_recipe(recipe, model, fixture["input_x"])
+    assert pred_alpha == 0  # the official stage-1 network returns the integer 0 here
+    assert_outputs_match([pred_mattes], fixture, ["output_pred_mattes"])
