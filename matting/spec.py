@@ -1,0 +1,202 @@
+"""The typed vocabulary shared by every method, the CLI, the app, the notebooks and the benchmarks."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import MattingError
+from .io import Scribbles
+
+FAMILIES = {
+    "trimap": "Trimap & strokes",
+    "automatic": "Automatic",
+    "background": "Background plate",
+}
+INPUT_NAMES = ("trimap", "scribbles", "background")
+INPUT_LABELS = {"trimap": "a trimap", "scribbles": "scribbles", "background": "a background plate"}
+MAP_KINDS = ("alpha", "error", "rgb", "overlay", "trimap")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One user-settable parameter; enough for the UI to build a control without special cases."""
+
+    name: str
+    default: Any
+    help: str
+    kind: str = "float"  # float | int | bool | choice
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple = ()
+    log_scale: bool = False
+    label: str | None = None
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    def validate(self, value, method_id: str):
+        where = f"Parameter {self.name!r} of {method_id}"
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise MattingError(f"{where} must be one of {', '.join(map(repr, self.choices))}; got {value!r}.")
+            return value
+        if self.kind == "bool":
+            if isinstance(value, (bool, np.bool_)):
+                return bool(value)
+            if value in (0, 1, "true", "false", "True", "False"):
+                return str(value).lower() in ("1", "true")
+            raise MattingError(f"{where} must be true or false; got {value!r}.")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise MattingError(f"{where} must be a number; got {value!r}.") from None
+        if not math.isfinite(number):
+            raise MattingError(f"{where} must be finite; got {value!r}.")
+        if self.kind == "int":
+            if number != int(number):
+                raise MattingError(f"{where} must be a whole number; got {value!r}.")
+            number = int(number)
+        if (self.minimum is not None and number < self.minimum) or (
+            self.maximum is not None and number > self.maximum
+        ):
+            raise MattingError(
+                f"{where} must be between {self.minimum:g} and {self.maximum:g}; got {value!r}."
+            )
+        return number
+
+
+@dataclass(frozen=True)
+class Card:
+    """What a person needs to know about a method: where it comes from, its licences, how it works."""
+
+    paper: str
+    authors: str
+    year: int
+    venue: str
+    paper_url: str
+    code: str
+    code_license: str
+    weights_license: str
+    how_it_works: str
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class OutputMap:
+    """Declaration of a named intermediate map a method returns."""
+
+    name: str
+    kind: str  # one of MAP_KINDS
+    description: str
+
+
+@dataclass(frozen=True)
+class IntermediateMap:
+    array: np.ndarray
+    kind: str
+    description: str
+
+
+@dataclass
+class Inputs:
+    """Validated inputs handed to a method: all arrays already at the image's size."""
+
+    image: np.ndarray  # float32 H×W×3 in [0, 1]
+    trimap: np.ndarray | None = None  # uint8 H×W in {0, 128, 255}
+    scribbles: Scribbles | None = None
+    background: np.ndarray | None = None  # float32 H×W×3 in [0, 1]
+
+    @property
+    def shape(self):
+        return self.image.shape[:2]
+
+
+@dataclass
+class MethodOutput:
+    """What a method's compute function returns (the registry adds timing, memory, parameters)."""
+
+    alpha: np.ndarray
+    foreground: np.ndarray | None = None
+    maps: dict[str, IntermediateMap] = field(default_factory=dict)
+    run_resolution: tuple[int, int] | None = None  # (width, height) the method really ran at
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    """Everything one ``matting.run`` produced."""
+
+    alpha: np.ndarray  # float32 H×W in [0, 1]
+    foreground: np.ndarray | None  # float32 H×W×3 in [0, 1], or None
+    maps: dict[str, IntermediateMap]
+    method: str
+    params: dict[str, Any]
+    seconds: float
+    peak_memory_bytes: int
+    run_resolution: tuple[int, int]  # (width, height)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.alpha.shape[1], self.alpha.shape[0]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly description (no arrays)."""
+        return {
+            "method": self.method,
+            "params": self.params,
+            "seconds": round(self.seconds, 4),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "peak_memory_mb": round(self.peak_memory_bytes / 2**20, 1),
+            "input_size": list(self.size),
+            "run_resolution": list(self.run_resolution),
+            "maps": {name: {"kind": m.kind, "description": m.description} for name, m in self.maps.items()},
+            "warnings": self.warnings,
+        }
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: identity, inputs, parameters, card, weights and its compute function.
+
+    ``required_inputs`` must all be given; of ``one_of_inputs`` exactly one must be given (e.g. a trimap
+    or scribbles); ``optional_inputs`` may be given. The image is always required.
+    """
+
+    id: str
+    name: str
+    family: str  # key of FAMILIES
+    compute: Callable[[Inputs, dict], MethodOutput]
+    card: Card
+    params: tuple[Param, ...] = ()
+    required_inputs: tuple[str, ...] = ()
+    one_of_inputs: tuple[str, ...] = ()
+    optional_inputs: tuple[str, ...] = ()
+    outputs: tuple[OutputMap, ...] = ()
+    weights: tuple[str, ...] = ()  # manifest ids; the first present one is used unless a param chooses
+    provides_foreground: bool = False
+    scribbles_note: str = ""  # why a method does not take scribbles, if it does not
+
+    @property
+    def accepted_inputs(self) -> tuple[str, ...]:
+        return tuple(n for n in INPUT_NAMES if n in self.required_inputs + self.one_of_inputs + self.optional_inputs)
+
+    def accepts(self, name: str) -> bool:
+        return name in self.accepted_inputs
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def describe_needs(self) -> str:
+        parts = [INPUT_LABELS[n] for n in self.required_inputs]
+        if self.one_of_inputs:
+            parts.append(" or ".join(INPUT_LABELS[n] for n in self.one_of_inputs))
+        return "image" + "".join(f" + {p}" for p in parts)

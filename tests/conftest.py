@@ -1,0 +1,40 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_dir():
+    env = os.environ.get("MATTING_SHARED")
+    path = Path(env) if env else REPO.parent / "shared"
+    return path if path.is_dir() else None
+
+
+SHARED = _shared_dir()
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    if SHARED is None:
+        pytest.skip("../shared is not present (set MATTING_SHARED to point at it)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def fidelity_dir(shared_dir):
+    path = shared_dir / "fidelity"
+    if not path.is_dir():
+        pytest.skip("../shared/fidelity is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def alphamatting_dir(shared_dir):
+    path = shared_dir / "data" / "alphamatting_dev"
+    if not path.is_dir():
+        pytest.skip("../shared/data/alphamatting_dev is not present")
+    return path
