@@ -76,10 +76,10 @@ def state_dict_from_folded_onnx(onnx_path_or_bytes, model: nn.Module,
         prefix = module_names[module]
         where = f"convolution #{position} ({prefix!r}) vs {onnx_conv.label}"
         _check_conv_settings(module, onnx_conv, where)
-        _assign(tensors, f"{prefix}.weight", module.weight, onnx_conv.weight, where)
+        _assign(tensors, _key(prefix, "weight"), module.weight, onnx_conv.weight, where)
         if module.bias is not None:
             bias = onnx_conv.bias if onnx_conv.bias is not None else np.zeros(module.out_channels, np.float32)
-            _assign(tensors, f"{prefix}.bias", module.bias, bias, where)
+            _assign(tensors, _key(prefix, "bias"), module.bias, bias, where)
         elif onnx_conv.bias is not None and np.any(onnx_conv.bias):
             raise MattingError(f"{where}: the ONNX convolution has a bias but the PyTorch one has none.")
 
@@ -88,6 +88,10 @@ def state_dict_from_folded_onnx(onnx_path_or_bytes, model: nn.Module,
             tensors.update(_identity_batch_norm(name, module))
 
     return _complete_state_dict(model, tensors)
+
+
+def _key(module_name, tensor_name):
+    return f"{module_name}.{tensor_name}" if module_name else tensor_name
 
 
 def _load_graph(onnx_path_or_bytes) -> onnx.GraphProto:
@@ -166,6 +170,11 @@ def _convs_in_execution_order(model: nn.Module, example_input: torch.Tensor) -> 
         model.eval()  # train mode would update the BatchNorm running statistics
         with torch.no_grad():
             model(example_input)
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise MattingError(
+            f"{type(model).__name__} cannot run on an input of shape {tuple(example_input.shape)} "
+            f"(taken from the ONNX graph unless example_input is given): {error}"
+        ) from error
     finally:
         model.train(was_training)
         for handle in handles:
@@ -212,11 +221,11 @@ def _identity_batch_norm(name, module) -> dict[str, torch.Tensor]:
     channels = module.num_features
     identity = {}
     if module.affine:
-        identity[f"{name}.weight"] = torch.ones(channels)
-        identity[f"{name}.bias"] = torch.zeros(channels)
+        identity[_key(name, "weight")] = torch.ones(channels)
+        identity[_key(name, "bias")] = torch.zeros(channels)
     if module.track_running_stats:
-        identity[f"{name}.running_mean"] = torch.zeros(channels)
-        identity[f"{name}.running_var"] = torch.full((channels,), 1.0 - module.eps)
+        identity[_key(name, "running_mean")] = torch.zeros(channels)
+        identity[_key(name, "running_var")] = torch.full((channels,), 1.0 - module.eps)
     return identity
 
 

@@ -80,3 +80,30 @@ def test_dim_stage1_keys_and_pred_mattes(fidelity_dir, recipe):
     pred_mattes, pred_alpha = run_with_recipe(recipe, model, fixture["input_x"])
     assert pred_alpha == 0  # the official stage-1 network returns the integer 0 here
     assert_outputs_match([pred_mattes], fixture, ["output_pred_mattes"])
+
+
+# --- behaviour beyond the fixtures (no ../shared needed) ----------------------------------------
+
+def test_registry_builds_the_models():
+    from matting.models import create
+
+    assert isinstance(create("u2net"), U2NET)
+    assert isinstance(create("u2netp"), U2NETP)
+    dim = create("dim", stage=1)
+    assert isinstance(dim, DIM) and not dim.has_refinement
+
+
+def test_dim_stage2_freezes_the_encoder_decoder_only():
+    model = DIM(stage=2)
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert trainable == {f"refine_{layer}.{kind}" for layer in ("conv1", "conv2", "conv3", "pred")
+                         for kind in ("weight", "bias")}
+
+
+@pytest.mark.parametrize("model", [U2NETP(), DIM(stage=3)], ids=["u2netp", "dim"])
+def test_any_input_size(model):
+    # The official DIM only handles multiples of 32; unpooling to the skip's size lifts that.
+    channels = 4 if isinstance(model, DIM) else 3
+    with torch.no_grad():
+        outputs = model.eval()(torch.rand(1, channels, 45, 61))
+    assert all(output.shape == (1, 1, 45, 61) for output in outputs)
