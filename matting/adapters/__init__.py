@@ -1,2 +1,3 @@
 """Method adapters (one small module per method family): importing this package registers every method (cheaply: heavy imports are lazy)."""
 from . import classical  # noqa: F401
+from . import u2net  # noqa: F401,E402

@@ -1,0 +1,144 @@
+"""Shared helpers for the deep adapters: build a network, load its weights through
+:mod:`matting.weights`, keep it loaded, run it without autograd, and move arrays in and out.
+
+Torch is imported lazily (inside the functions), so importing the adapters stays cheap.
+
+* :func:`load_model` builds ``matting.models.create(arch, **kwargs)``, loads the checkpoint that
+  :func:`matting.weights.require` resolves (a user override first, then the stored file; a missing
+  file raises its :class:`~matting.errors.MattingError` with the fetch command) and caches the ready
+  network per (arch, kwargs, weights file, device) in this process. The cache is thread-safe and
+  bounded (least recently used first out).
+* :func:`inference` is ``torch.inference_mode()``.
+* :func:`to_tensor` / :func:`plane` / :func:`rgb` convert between numpy H×W×C / H×W arrays and
+  1×C×H×W float32 tensors.
+
+The device is the CPU unless ``MATTING_DEVICE`` names another (e.g. ``cuda``); on CUDA, TF32 is
+switched off so results stay within float32 rounding of the CPU's.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import MattingError
+
+MAX_CACHED_MODELS = 6
+
+_models: OrderedDict = OrderedDict()
+_lock = threading.RLock()
+
+
+def device():
+    """The torch device every deep adapter runs on (``MATTING_DEVICE``, default ``cpu``)."""
+    import torch
+
+    name = os.environ.get("MATTING_DEVICE", "cpu").strip() or "cpu"
+    try:
+        chosen = torch.device(name)
+    except RuntimeError:
+        raise MattingError(f"MATTING_DEVICE={name!r} is not a torch device (use cpu or cuda).") from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MattingError(f"MATTING_DEVICE={name!r} but CUDA is not available here; unset it to use the CPU.")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return chosen
+
+
+def inference():
+    """Context manager for a forward pass: no autograd bookkeeping."""
+    import torch
+
+    return torch.inference_mode()
+
+
+StateDictLoader = Callable[[Path, object], dict]
+
+
+def load_model(arch: str, checkpoint_id: str, state_dict_loader: StateDictLoader | None = None, **model_kwargs):
+    """The network ``arch`` with the weights of checkpoint ``checkpoint_id``, in eval mode, cached.
+
+    ``model_kwargs`` are the constructor arguments (merged over the manifest entry's
+    ``model_kwargs``). ``state_dict_loader(path, model)`` reads formats that
+    :func:`matting.weights.load_state_dict` leaves to the adapter (a BatchNorm-folded ONNX graph).
+    """
+    from .. import weights
+    from ..models import create
+
+    item = weights.entry(checkpoint_id)
+    path = weights.require(checkpoint_id)  # MattingError with the fetch command when missing
+    kwargs = {**dict(item.model_kwargs), **model_kwargs}
+    stat = path.stat()
+    target = device()
+    key = (arch, tuple(sorted(kwargs.items())), str(path), stat.st_size, stat.st_mtime_ns, str(target))
+    with _lock:
+        model = _models.get(key)
+        if model is not None:
+            _models.move_to_end(key)
+            return model
+        model = create(arch, **kwargs)
+        if state_dict_loader is not None:
+            state = state_dict_loader(path, model)
+        else:
+            state = weights.load_state_dict(path, item.format)
+            if state is None:
+                raise MattingError(f"'{item.id}' is a {item.format} file and needs its adapter's own reader.")
+        weights.load_into(model, state, what=f"{path.name} (checkpoint '{item.id}')")
+        model.eval().to(target)
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        _models[key] = model
+        while len(_models) > MAX_CACHED_MODELS:
+            _models.popitem(last=False)
+        return model
+
+
+def clear_cache() -> None:
+    """Forget every loaded network (tests; or to free memory)."""
+    with _lock:
+        _models.clear()
+
+
+def cached_models() -> list[tuple]:
+    with _lock:
+        return list(_models)
+
+
+# --------------------------------------------------------------------------- numpy <-> torch
+
+def to_tensor(array: np.ndarray):
+    """H×W×C or H×W numpy array → 1×C×H×W float32 tensor on :func:`device`."""
+    import torch
+
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None].to(device())
+
+
+def from_nchw(array: np.ndarray):
+    """A numpy N×C×H×W array → float32 tensor on :func:`device`."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device())
+
+
+def plane(tensor) -> np.ndarray:
+    """1×1×H×W tensor → float32 H×W array."""
+    return tensor.detach()[0, 0].to("cpu", torch_float32()).numpy().copy()
+
+
+def rgb(tensor) -> np.ndarray:
+    """1×3×H×W tensor → float32 H×W×3 array."""
+    return tensor.detach()[0].permute(1, 2, 0).to("cpu", torch_float32()).numpy().copy()
+
+
+def torch_float32():
+    import torch
+
+    return torch.float32

