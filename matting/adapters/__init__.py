@@ -1,3 +1,8 @@
 """Method adapters (one small module per method family): importing this package registers every method (cheaply: heavy imports are lazy)."""
 from . import classical  # noqa: F401
 from . import u2net  # noqa: F401,E402
+from . import modnet  # noqa: F401,E402
+from . import bgmv2  # noqa: F401,E402
+from . import dim  # noqa: F401,E402
+from . import selfie  # noqa: F401,E402
+from . import pipelines  # noqa: F401,E402
