@@ -399,8 +399,8 @@ def require(checkpoint_id: str) -> Path:
         return fetch(item.id)
     state = _stored_file_status(item, item.local_path)
     if state == "corrupt":
-        problem = (f"The stored file {item.local_path} does not match its checksum (damaged or a different "
-                   "file). Delete it and fetch it again:")
+        problem = (f"The stored file {item.local_path} does not match its checksum (damaged, or a different "
+                   "file). Fetch it again, which replaces it:")
     else:
         problem = f"The checkpoint '{item.id}' ({item.file}, {item.size_text}) is not present."
         if state == "partial":
