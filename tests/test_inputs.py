@@ -245,3 +245,8 @@ def test_scribbles_need_both_kinds_of_stroke(composite):
     only_foreground[30:34, 30:40] = 255
     with pytest.raises(matting.MattingError, match="no background strokes"):
         matting.run("closed_form", composite.image, scribbles=only_foreground)
+
+
+def test_large_kernel_radius_too_big_for_the_image(composite):
+    with pytest.raises(matting.MattingError, match="at least 81 pixels on each side.*Lower the radius"):
+        matting.run("large_kernel", composite.image, trimap=composite.trimap(), radius=20)

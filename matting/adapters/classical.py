@@ -69,6 +69,12 @@ def knn(inputs: Inputs, params: dict) -> MethodOutput:
 
 
 def large_kernel(inputs: Inputs, params: dict) -> MethodOutput:
+    smallest = 4 * params["radius"] + 1  # pymatting's box filters need h − 2r ≥ 2r + 1
+    if min(inputs.shape) < smallest:
+        raise MattingError(
+            f"Large-kernel matting with radius {params['radius']} needs an image at least {smallest} pixels "
+            f"on each side; this one is {inputs.shape[1]}×{inputs.shape[0]}. Lower the radius."
+        )
     laplacian = {"epsilon": params["epsilon"], "radius": params["radius"]}
     return _solve("Large-kernel matting", _pm().estimate_alpha_lkm, inputs, params, laplacian_kwargs=laplacian)
 

@@ -1,0 +1,29 @@
+"""Compile pymatting's numba kernels into the project cache once (run by setup): ``python -m matting.warmup``."""
+import time
+
+from .registry import estimate_foreground, methods, run
+from .synthetic import make_composite
+
+
+def warm() -> dict[str, float]:
+    scene = make_composite(64, 64, edge=3.0)
+    trimap = scene.trimap(2)
+    seconds = {}
+    for spec in methods("trimap"):
+        if spec.weights:
+            continue
+        start = time.perf_counter()
+        run(spec.id, scene.image, trimap=trimap, foreground="none")
+        seconds[spec.id] = time.perf_counter() - start
+    for how in ("multilevel", "closed_form"):
+        start = time.perf_counter()
+        estimate_foreground(scene.image, scene.alpha, how)
+        seconds[f"foreground {how}"] = time.perf_counter() - start
+    return seconds
+
+
+if __name__ == "__main__":
+    total = time.perf_counter()
+    for name, value in warm().items():
+        print(f"  {name:<24} {value:6.2f} s")
+    print(f"numba cache warm ({time.perf_counter() - total:.1f} s)")

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One script for a fresh machine:
+#   ./workbench.sh start   set everything up, then serve the workbench on http://127.0.0.1:7860
+#   ./workbench.sh test    set everything up, then run the test suite
+#   ./workbench.sh setup   only set up (virtual environment, packages, offline weights, numba cache)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+export GRADIO_ANALYTICS_ENABLED=False
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "== creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.requirements.sha256"
+  local wanted
+  wanted=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    echo "== installing requirements (torch 2.13.0 CPU, pymatting, gradio, ...)"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -r requirements.txt
+    "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
+    echo "$wanted" > "$stamp"
+  fi
+  echo "== offline default weights (U²-NetP, MediaPipe selfie segmenter)"
+  "$VENV/bin/python" -m matting.weights fetch --default
+  echo "== warming the numba cache (.cache/numba)"
+  "$VENV/bin/python" -m matting.warmup
+}
+
+case "${1:-}" in
+  start)
+    setup
+    exec "$VENV/bin/python" app.py
+    ;;
+  test)
+    setup
+    shift
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  setup)
+    setup
+    ;;
+  *)
+    echo "usage: $0 start | test [pytest args] | setup" >&2
+    exit 2
+    ;;
+esac
