@@ -28,7 +28,8 @@ from . import _torch
 BACKBONES = {"mobilenetv2": "bgmv2_mobilenetv2", "resnet50": "bgmv2_resnet50", "resnet101": "bgmv2_resnet101"}
 PRESETS = {"HD": (0.25, 80_000), "4K": (0.125, 320_000)}
 REFINE_MODES = ("sampling", "thresholding", "full")
-MIN_BACKBONE_SIDE = 8
+MIN_BACKBONE_SIDE = 1
+SMALL_BACKBONE_SIDE = 32
 
 OUTPUTS = (
     OutputMap("coarse_alpha", "alpha",
@@ -69,8 +70,8 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
     if min(backbone_size) < MIN_BACKBONE_SIDE:
         raise MattingError(
             f"The image is too small for backbone_scale {backbone_scale:g}: the base network would run at "
-            f"{backbone_size[1]}×{backbone_size[0]} pixels (at least {MIN_BACKBONE_SIDE} needed). "
-            "Use a larger image or a larger backbone scale (preset 'custom').")
+            f"{backbone_size[1]}×{backbone_size[0]} pixels. Use a larger image or a larger backbone scale "
+            "(preset 'custom').")
 
     model = _torch.load_model(
         "bgmv2_refine", BACKBONES[params["backbone"]], backbone=params["backbone"], backbone_scale=backbone_scale,
@@ -103,6 +104,10 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
                                                            if spec.name == "refined_patches" else ""))
             for spec in OUTPUTS}
     warnings = []
+    if min(backbone_size) < SMALL_BACKBONE_SIDE:
+        warnings.append(f"The base network ran at only {backbone_size[1]}×{backbone_size[0]} pixels "
+                        f"(backbone_scale {backbone_scale:g}); for an image this small choose preset 'custom' "
+                        "with a larger backbone scale (up to 0.5).")
     if pad_bottom or pad_right:
         warnings.append(f"BackgroundMattingV2 needs sides divisible by 4: the image was padded by {pad_right} "
                         f"column(s) and {pad_bottom} row(s) of repeated edge pixels, and the result cropped back.")
