@@ -462,9 +462,9 @@ def on_backdrop(state, backdrop="checkerboard", colour="#00b140", backdrop_file=
     """Backdrop changed: composite the last result again (no re-run)."""
     visibility = (gr.update(visible=backdrop == "colour"), gr.update(visible=backdrop == "image"))
     if not state:
-        return (gr.update(), *visibility)
+        return (None, *visibility)  # nothing run yet
     if backdrop == "image" and not backdrop_file:
-        return (gr.update(), *visibility)  # wait for the picture
+        return (gr.update(), *visibility)  # keep the last composite until a picture is chosen
     image, foreground, alpha = _load_state_images(state)
     return (render_composite(image, foreground, alpha, backdrop, colour, backdrop_file), *visibility)
 

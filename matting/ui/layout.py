@@ -257,8 +257,9 @@ def _compare_tab(shared: Shared):
                 slider = gr.ImageSlider(label="Slide between two results", format="png", type="numpy",
                                         interactive=False, max_height=520)
             with gr.Column(scale=1, min_width=220):
-                left = gr.Dropdown([], label="Left", elem_id="slider-left")
-                right = gr.Dropdown([], label="Right", elem_id="slider-right")
+                # Custom values pass so that a stale choice gets the app's message, not Gradio's.
+                left = gr.Dropdown([], label="Left", elem_id="slider-left", allow_custom_value=True)
+                right = gr.Dropdown([], label="Right", elem_id="slider-right", allow_custom_value=True)
                 kind = gr.Radio([("Alpha", "alpha"), ("Composite", "composite")], value="alpha", label="Show")
         table = gr.Dataframe(label="Metrics against the ground truth", visible=False, interactive=False, wrap=True)
         with gr.Row(equal_height=False):

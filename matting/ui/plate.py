@@ -20,6 +20,7 @@ DIFFERENCE_THRESHOLD = 0.1
 MOSTLY_DIFFERENT = 0.85  # the subject rarely fills more than this fraction of a frame
 BARELY_DIFFERENT = 0.002  # below this there is no subject to cut out
 SHIFT_TOLERANCE_PX = 2.0
+BORDER_MISMATCH = 0.05  # median |photo − plate| along the border (≈ 13 grey levels: above noise and JPEG)
 ANALYSIS_SIDE = 512  # checks run on a downscaled copy: fast, and robust to noise
 
 
@@ -46,13 +47,37 @@ def _small(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def _shift(photo: np.ndarray, plate: np.ndarray) -> tuple[float, float]:
-    """Global translation of the plate against the photo by phase correlation (in the given pixels)."""
+def _border(shape, fraction: float = 0.08) -> dict[str, tuple[slice, slice]]:
+    """The four strips along the image's edges, where a photo usually shows background."""
+    height, width = shape[:2]
+    band_y, band_x = max(2, round(height * fraction)), max(2, round(width * fraction))
+    return {"top": (slice(0, band_y), slice(None)), "bottom": (slice(height - band_y, None), slice(None)),
+            "left": (slice(None), slice(0, band_x)), "right": (slice(None), slice(width - band_x, None))}
+
+
+def _border_difference(photo: np.ndarray, plate: np.ndarray) -> float:
+    """Median |photo − plate| along the border: ~0 for a matching plate even where the subject
+    reaches the edge (the median ignores it), large for another scene or exposure."""
+    difference = np.abs(photo - plate).mean(axis=2)
+    return float(np.median(np.concatenate([difference[strip].ravel() for strip in _border(photo.shape).values()])))
+
+
+def _shift(photo: np.ndarray, plate: np.ndarray) -> tuple[float, float] | None:
+    """Global translation (dx, dy) of the plate against the photo, or None when there is none to speak of.
+
+    Phase correlation proposes a shift; it is believed only if moving the plate by it removes most of
+    the difference along the border, because on smooth scenes the proposal alone is noise.
+    """
     grey_photo = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(np.float64)
     grey_plate = cv2.cvtColor(plate, cv2.COLOR_RGB2GRAY).astype(np.float64)
     window = cv2.createHanningWindow(grey_photo.shape[::-1], cv2.CV_64F)
     (dx, dy), _response = cv2.phaseCorrelate(grey_photo, grey_plate, window)
-    return float(dx), float(dy)
+    if max(abs(dx), abs(dy)) < 0.5:
+        return None
+    moved = cv2.warpAffine(plate, np.float32([[1, 0, -dx], [0, 1, -dy]]), plate.shape[1::-1],
+                           borderMode=cv2.BORDER_REPLICATE)
+    before, after = _border_difference(photo, plate), _border_difference(photo, moved)
+    return (float(dx), float(dy)) if before > 0.005 and after < 0.5 * before else None
 
 
 def check_plate(photo: np.ndarray, plate: np.ndarray) -> PlateCheck:
@@ -71,8 +96,8 @@ def check_plate(photo: np.ndarray, plate: np.ndarray) -> PlateCheck:
     difference = np.abs(small_photo - small_plate).mean(axis=2).astype(np.float32)
     changed = float((difference > DIFFERENCE_THRESHOLD).mean())
     scale = photo.shape[1] / small_photo.shape[1]
-    dx, dy = _shift(small_photo, small_plate)
-    check = PlateCheck(difference, changed, (dx * scale, dy * scale))
+    shift = _shift(small_photo, small_plate) if changed <= MOSTLY_DIFFERENT else None
+    check = PlateCheck(difference, changed, None if shift is None else (shift[0] * scale, shift[1] * scale))
     if changed > MOSTLY_DIFFERENT:
         check.warnings.append(
             f"The plate differs from the photo almost everywhere ({changed:.0%} of the pixels): it does not "
@@ -85,10 +110,17 @@ def check_plate(photo: np.ndarray, plate: np.ndarray) -> PlateCheck:
             "no subject in front of it, so the matte will be empty. Upload the shot without the subject as "
             "the plate, not the photo itself."
         )
-    if max(abs(dx), abs(dy)) * scale > SHIFT_TOLERANCE_PX and changed <= MOSTLY_DIFFERENT:
+    if check.shift is not None and max(map(abs, check.shift)) > SHIFT_TOLERANCE_PX:
+        dx, dy = check.shift
         check.warnings.append(
-            f"The plate looks shifted by about ({dx * scale:+.0f}, {dy * scale:+.0f}) pixels against the photo "
-            "(the camera moved between the shots). Background matting needs the camera fixed; align the plate "
-            "first or shoot both from a tripod."
+            f"The plate looks shifted by about ({dx:+.0f}, {dy:+.0f}) pixels against the photo (the camera "
+            "moved between the shots). Background matting needs the camera fixed; align the plate first or "
+            "shoot both from a tripod."
+        )
+    elif changed <= MOSTLY_DIFFERENT and _border_difference(small_photo, small_plate) > BORDER_MISMATCH:
+        check.warnings.append(
+            "Along the image border, where a photo normally shows only background, the plate does not match "
+            "the photo: it is another scene, or the exposure or white balance changed between the shots. "
+            "Shoot the plate right after the photo with exposure and white balance locked."
         )
     return check
