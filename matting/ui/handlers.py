@@ -421,8 +421,7 @@ def present_result(spec, image, result, inputs, ground_truth, backdrop, colour, 
         region = inputs.get("trimap")
         table, values = _metrics_table(result.alpha, ground_truth, region, spec.name)
         error = metrics.error_map(result.alpha, ground_truth)
-        plot_update = gr.update(value=visualise.error_figure(error, title=f"|α − α_gt| — {spec.name}"),
-                                visible=True)
+        plot_update = gr.update(value=visualise.error_figure(error), visible=True)
         table_update = gr.update(value=table, visible=True)
         details["metrics"] = {name: round(values[name], 6) for name in metrics.METRIC_NAMES}
         details["metrics_region"] = table["region"][0]
@@ -596,15 +595,19 @@ def on_compare_slider(state, left=None, right=None, kind="alpha"):
 # --------------------------------------------------------------------------- methods tab
 
 def methods_overview() -> str:
-    rows = ["| Method | Tab | Needs | Code licence | Weights licence | Weights |",
-            "|---|---|---|---|---|---|"]
-    for family in FAMILIES:
+    """One table per tab: where each method comes from, its licences, what it needs, its weights."""
+    parts = []
+    for family, title in FAMILIES.items():
+        if not methods(family):
+            continue
+        rows = [f"#### {title}", "", "| Method | Needs | Code licence | Weights licence | Weights |",
+                "|---|---|---|---|---|"]
         for spec in methods(family):
             card = spec.card
-            rows.append(
-                f"| **{spec.name}** ({card.year}) | {FAMILIES[family]} | {spec.describe_needs()} | "
-                f"{card.code_license} | {card.weights_license} | {checkpoints.short_status(spec)} |")
-    return "\n".join(rows)
+            rows.append(f"| **{spec.name}** ({card.year}) | {spec.describe_needs()} | {card.code_license} | "
+                        f"{card.weights_license} | {checkpoints.short_status(spec)} |")
+        parts.append("\n".join(rows))
+    return "\n\n".join(parts)
 
 
 def method_card(spec) -> str:

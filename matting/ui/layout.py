@@ -34,7 +34,7 @@ CSS = """
 .status-line { min-height: 1.5em; }
 .param-control .info, .param-control span[data-testid="block-info"] { font-size: 0.8em; }
 footer { display: none !important; }
-#methods-overview td, #methods-overview th { word-break: normal; overflow-wrap: anywhere; font-size: 0.9em; }
+#methods-overview td, #methods-overview th { word-break: normal; overflow-wrap: break-word; font-size: 0.9em; }
 """
 
 
@@ -125,7 +125,7 @@ def _plate_panel(shared: Shared):
             shared.plate_file.render()
             shared.plate_note = gr.Markdown(elem_id="plate-note")
         with gr.Column(scale=3):
-            shared.plate_preview = gr.Image(label="|photo − plate| (bright = differs: should be the subject only)",
+            shared.plate_preview = gr.Image(label="|photo − plate|: bright = differs",
                                             interactive=False, format="png", height=360, elem_id="plate-preview")
     for trigger, name in ((shared.plate_file.upload, "check_plate"), (shared.plate_file.clear, "clear_plate")):
         trigger(handlers.on_plate, [shared.photo_file, shared.plate_file], [shared.plate_preview, shared.plate_note],
@@ -155,13 +155,13 @@ def _result_panel(family: str) -> ResultPanel:
     c["metrics"] = gr.Dataframe(label="Metrics against the ground truth", visible=False, interactive=False,
                                 wrap=True)
     with gr.Row(equal_height=False):
+        # A direct child of the row: while hidden (no ground truth) the maps take the full width.
+        c["error_plot"] = gr.Plot(label="Error map", visible=False, format="png", scale=2, min_width=300)
         with gr.Column(scale=3):
             c["cutout"] = gr.File(label="Cut-out (RGBA PNG, full resolution)", interactive=False, height=80)
             c["maps"] = gr.Gallery(label="Intermediate maps", format="png", columns=4, height="auto",
                                    object_fit="contain", preview=False, fit_columns=False,
                                    buttons=["download", "fullscreen"])
-        with gr.Column(scale=2, min_width=300):
-            c["error_plot"] = gr.Plot(label="Error map", visible=False, format="png")
     with gr.Accordion("Run details (JSON)", open=False):
         c["details"] = gr.JSON(show_label=False)
     c["state"] = gr.State(None)
@@ -170,7 +170,8 @@ def _result_panel(family: str) -> ResultPanel:
 
 def _weights_panel(family: str, default_spec):
     needs = bool(default_spec and default_spec.weights)
-    with gr.Accordion("Weights", open=False, visible=needs, elem_id=f"weights-{family}") as accordion:
+    ready = not needs or handlers.checkpoints.is_ready(default_spec)
+    with gr.Accordion("Weights", open=not ready, visible=needs, elem_id=f"weights-{family}") as accordion:
         status = gr.Markdown(handlers.checkpoints.status_markdown(default_spec) if needs else "")
         checkpoint = gr.Dropdown(handlers.weights_choices(default_spec) if needs else [],
                                  value=default_spec.weights[0] if needs else None, label="Checkpoint")
