@@ -233,6 +233,24 @@ def test_max_pixels_guard(client, files, monkeypatch):
                        api_name="/run_trimap")
 
 
+def test_large_photo_is_downscaled_for_the_painter_and_the_trimap_scaled_back(client, tmp_path):
+    width, height = 2560, 64
+    ramp = np.linspace(0, 1, width, dtype=np.float32)
+    photo = io.save_png(tmp_path / "wide.png", np.dstack([np.tile(ramp, (height, 1))] * 3))
+    _preview, editor, note, _, _ = client.predict(handle_file(str(photo)), api_name="/load_photo")
+    assert "shown in the painter at 2048×51" in note
+    assert _read(editor["background"]).shape[:2] == (51, 2048)
+    levels = np.full((51, 2048), 128, np.uint8)
+    levels[:, :700], levels[:, -700:] = 255, 0
+    layer = io.save_png(tmp_path / "wide_layer.png", _layer(levels))
+    painted = {"background": handle_file(editor["background"]), "layers": [handle_file(str(layer))],
+               "composite": None, "id": None}
+    outputs = client.predict("closed_form", handle_file(str(photo)), "Trimap", painted, api_name="/run_trimap")
+    alpha = _read(outputs[1])
+    assert alpha.shape == (height, width)
+    assert alpha[:, :870].min() == 255 and alpha[:, -870:].max() == 0
+
+
 def test_clear_photo(client):
     preview, editor, note, _, _ = client.predict(None, api_name="/clear_photo")
     assert preview is None and "No photo" in note
@@ -548,13 +566,13 @@ def test_examples(client):
 def test_light_events_are_not_held_up_by_runs(app_url, files, tmp_path):
     """Slow runs occupy the method workers; loading a photo still answers at once."""
     image, _alpha, _background = _scene()
-    big = io.save_png(tmp_path / "big.png", np.kron(image, np.ones((3, 3, 1), np.float32)))
-    strokes = np.kron(files["strokes"], np.ones((3, 3), np.uint8))
+    big = io.save_png(tmp_path / "big.png", np.kron(image, np.ones((2, 2, 1), np.float32)))
+    strokes = np.kron(files["strokes"], np.ones((2, 2), np.uint8))
     layer = io.save_png(tmp_path / "big_strokes.png", _layer(strokes, strokes != 128))
     editor = {"background": handle_file(str(big)), "layers": [handle_file(str(layer))], "composite": None, "id": None}
     slow = Client(app_url, verbose=False)
     jobs = [slow.submit("closed_form", handle_file(str(big)), "Scribbles", editor, api_name="/run_trimap")
-            for _ in range(3)]
+            for _ in range(2)]
     time.sleep(1.0)
     started = time.perf_counter()
     note = Client(app_url, verbose=False).predict(handle_file(str(files["photo"])), api_name="/load_photo")[2]

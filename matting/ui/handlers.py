@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 import os
 import shutil
@@ -35,7 +34,6 @@ BACKDROP_LABELS = {"checkerboard": "Checkerboard", "colour": "Colour", "image": 
 DEFAULT_BAND = 10
 KEEP_OUTPUTS_S = 3 * 3600
 PREVIEW_SIDE = 1024
-HELD_BACK = "(not run)"
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -661,6 +659,3 @@ def on_example(photo_file, trimap_file=None, ground_truth_file=None, plate_file=
     return (preview(image), editor.editor_value(image, levels), MODE_TRIMAP, photo_note, trimap_note,
             plate_preview, plate_note, gt_note)
 
-
-def dumps(value) -> str:
-    return json.dumps(value, indent=2, default=str)

@@ -7,9 +7,10 @@ here names a method: registering one adds it to its tab, to Compare and to the M
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -23,8 +24,8 @@ from .examples import LICENCE_NOTE, ensure_examples
 log = logging.getLogger("matting.ui")
 
 HEAVY = "matting"  # concurrency group of every event that runs a method
-RUN_INPUT_NAMES = {"method_id", "photo_file", "input_mode", "editor_value", "plate_file", "ground_truth_file",
-                   "backdrop", "backdrop_colour", "backdrop_file", "progress"}
+# Names a parameter control may not take: the run handler's own arguments.
+RUN_INPUT_NAMES = set(inspect.signature(handlers.run_method([])).parameters)
 TITLE = "Matting workbench"
 
 CSS = """
@@ -33,7 +34,6 @@ CSS = """
 #header h1 { margin-bottom: 0.2em; }
 .status-line { min-height: 1.5em; }
 .param-control .info, .param-control span[data-testid="block-info"] { font-size: 0.8em; }
-footer { display: none !important; }
 #methods-overview td, #methods-overview th { word-break: normal; overflow-wrap: break-word; font-size: 0.9em; }
 """
 
@@ -63,7 +63,6 @@ class Shared:
     painter_note: gr.Markdown = None
     plate_preview: gr.Image = None
     plate_note: gr.Markdown = None
-    extra: dict = field(default_factory=dict)
 
 
 def _home_family(input_names: tuple[str, ...]) -> str | None:
@@ -205,7 +204,7 @@ def _family_tab(family: str, shared: Shared, painter_home, plate_home):
                                     value="checkerboard", label="Composite over")
                 colour = gr.ColorPicker(value="#00b140", label="Colour", visible=False)
                 backdrop_file = gr.File(label="Picture to composite over", visible=False)
-                run_button = gr.Button(f"Run", variant="primary", elem_id=f"run-{family}")
+                run_button = gr.Button("Run", variant="primary", elem_id=f"run-{family}")
             with gr.Column(scale=5):
                 if family == painter_home:
                     _painter_panel(shared)
