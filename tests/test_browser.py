@@ -204,7 +204,7 @@ def test_examples_tabs_and_compare(page):
     page.get_by_role("tab", name="Compare").click()
     methods = page.locator("#compare-methods")
     methods.get_by_label("Closed-form matting · Trimap & strokes").check()
-    methods.get_by_label("KNN matting · Trimap & strokes").check()
+    methods.get_by_label("Shared sampling · Trimap & strokes").check()
     started = time.perf_counter()
     page.click("#run-compare")
     _wait_for_text(page, "status-compare", "compared 2 methods")

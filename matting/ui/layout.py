@@ -34,6 +34,7 @@ CSS = """
 #header h1 { margin-bottom: 0.2em; }
 .status-line { min-height: 1.5em; }
 .param-control .info, .param-control span[data-testid="block-info"] { font-size: 0.8em; }
+.compact-gallery .fixed-height { min-height: 0 !important; }
 #methods-overview td, #methods-overview th { word-break: normal; overflow-wrap: break-word; font-size: 0.9em; }
 """
 
@@ -160,7 +161,7 @@ def _result_panel(family: str) -> ResultPanel:
             c["cutout"] = gr.File(label="Cut-out (RGBA PNG, full resolution)", interactive=False, height=80)
             c["maps"] = gr.Gallery(label="Intermediate maps", format="png", columns=4, height="auto",
                                    object_fit="contain", preview=False, fit_columns=False,
-                                   buttons=["download", "fullscreen"])
+                                   buttons=["download", "fullscreen"], elem_classes=["compact-gallery"])
     with gr.Accordion("Run details (JSON)", open=False):
         c["details"] = gr.JSON(show_label=False)
     c["state"] = gr.State(None)
@@ -251,6 +252,7 @@ def _compare_tab(shared: Shared):
         status = gr.Markdown(elem_id="status-compare", elem_classes=["status-line"])
         gallery = gr.Gallery(label="Alphas and composites", format="png", columns=4, height="auto",
                              object_fit="contain", preview=False, fit_columns=False, elem_id="compare-gallery",
+                             elem_classes=["compact-gallery"],
                              buttons=["download", "fullscreen"])
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
