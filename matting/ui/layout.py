@@ -109,10 +109,10 @@ def _painter_panel(shared: Shared):
             gr.Markdown("Turns scribbles into a dense trimap (closed-form propagation) for methods that need one.",
                         elem_classes=["hint"])
     shared.input_mode.change(handlers.on_mode, [shared.input_mode], [shared.painter, legend],
-                             api_name="set_input_mode", concurrency_limit=None)
+                             api_name="set_input_mode", concurrency_limit=None, show_progress="hidden")
     trimap_outputs = [shared.painter, shared.input_mode, shared.painter_note]
     shared.trimap_file.upload(handlers.on_trimap_file, [shared.photo_file, shared.trimap_file], trimap_outputs,
-                              api_name="load_trimap", concurrency_limit=None)
+                              api_name="load_trimap", concurrency_limit=None, show_progress="hidden")
     auto_button.click(handlers.on_auto_trimap, [shared.photo_file, auto_method, band], trimap_outputs,
                       api_name="auto_trimap", concurrency_id=HEAVY, concurrency_limit=workers())
     strokes_button.click(handlers.on_strokes_to_trimap, [shared.photo_file, shared.painter], trimap_outputs,
@@ -129,7 +129,7 @@ def _plate_panel(shared: Shared):
                                             interactive=False, format="png", height=360, elem_id="plate-preview")
     for trigger, name in ((shared.plate_file.upload, "check_plate"), (shared.plate_file.clear, "clear_plate")):
         trigger(handlers.on_plate, [shared.photo_file, shared.plate_file], [shared.plate_preview, shared.plate_note],
-                api_name=name, concurrency_limit=None)
+                api_name=name, concurrency_limit=None, show_progress="hidden")
 
 
 # --------------------------------------------------------------------------- family tabs
@@ -218,7 +218,7 @@ def _family_tab(family: str, shared: Shared, painter_home, plate_home):
 
     method.change(handlers.select_method(slots), [method],
                   [info, accordion, weights_status, checkpoint, *controls.values()],
-                  api_name=f"select_method_{family}", concurrency_limit=None)
+                  api_name=f"select_method_{family}", concurrency_limit=None, show_progress="hidden")
     use.click(handlers.on_use_weights, [method, checkpoint, upload], [weights_status],
               api_name=f"use_weights_{family}", concurrency_id=HEAVY, concurrency_limit=workers())
     run_button.click(
@@ -232,7 +232,7 @@ def _family_tab(family: str, shared: Shared, painter_home, plate_home):
     gr.on([backdrop.change, colour.change, backdrop_file.upload], handlers.on_backdrop,
           [panel.components["state"], backdrop, colour, backdrop_file],
           [panel.components["composite"], colour, backdrop_file],
-          api_name=f"composite_{family}", concurrency_limit=4)
+          api_name=f"composite_{family}", concurrency_limit=4, show_progress="hidden")
 
 
 # --------------------------------------------------------------------------- compare and methods
@@ -275,7 +275,7 @@ def _compare_tab(shared: Shared):
         [status, gallery, slider, left, right, table, time_plot, state],
         api_name="compare", concurrency_id=HEAVY, concurrency_limit=workers())
     gr.on([left.input, right.input, kind.input], handlers.on_compare_slider, [state, left, right, kind], [slider],
-          api_name="compare_slider", concurrency_limit=4)
+          api_name="compare_slider", concurrency_limit=4, show_progress="hidden")
 
 
 def _methods_tab():
@@ -303,7 +303,7 @@ def _methods_tab():
                                   if "," in spec.card.authors else f"{spec.name} — {spec.card.year}", open=False):
                     cards.append(gr.Markdown(handlers.method_card(spec), elem_classes=["method-card"]))
     refresh.click(handlers.on_refresh_methods, None, [overview, *cards], api_name="refresh_methods",
-                  concurrency_limit=None)
+                  concurrency_limit=None, show_progress="hidden")
     use.click(handlers.on_use_any_weights, [checkpoint, upload], [use_status, overview], api_name="use_weights",
               concurrency_id=HEAVY, concurrency_limit=workers())
 
@@ -379,13 +379,13 @@ def build_demo() -> gr.Blocks:
         photo_outputs = [shared.photo_preview, shared.painter, shared.photo_note, shared.plate_preview,
                          shared.plate_note]
         shared.photo_file.upload(handlers.on_photo, [shared.photo_file, shared.plate_file], photo_outputs,
-                                 api_name="load_photo", concurrency_limit=4)
+                                 api_name="load_photo", concurrency_limit=4, show_progress="hidden")
         shared.photo_file.clear(handlers.on_photo, [shared.photo_file, shared.plate_file], photo_outputs,
-                                api_name="clear_photo", concurrency_limit=None)
+                                api_name="clear_photo", concurrency_limit=None, show_progress="hidden")
         for trigger, name in ((shared.ground_truth_file.upload, "check_ground_truth"),
                               (shared.ground_truth_file.clear, "clear_ground_truth")):
             trigger(handlers.on_ground_truth, [shared.photo_file, shared.ground_truth_file],
-                    [shared.ground_truth_note], api_name=name, concurrency_limit=None)
+                    [shared.ground_truth_note], api_name=name, concurrency_limit=None, show_progress="hidden")
     return demo
 
 
