@@ -1,3 +1,5 @@
+import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -38,3 +40,24 @@ def alphamatting_dir(shared_dir):
     if not path.is_dir():
         pytest.skip("../shared/data/alphamatting_dev is not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def recipe(fidelity_dir):
+    """The fixtures' ``recipe.py`` (deterministic weights and inputs), imported from ../shared."""
+    spec = importlib.util.spec_from_file_location("fidelity_recipe", fidelity_dir / "recipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def official_keys(fidelity_dir):
+    """``official_keys(name, limit=None)``: [(key, shape)] of the official state_dict, in order."""
+
+    def load(name, limit=None):
+        with open(fidelity_dir / f"{name}.keys.json") as handle:
+            items = [(key, list(shape)) for key, shape in json.load(handle).items()]
+        return items[:limit]
+
+    return load

@@ -4,8 +4,6 @@ Each fixture holds the outputs of the official class filled with the recipe's
 deterministic weights; see ../shared/fidelity/MANIFEST.md. The tests at the end
 (construction, checkpoint loading, argument checks) need no fixture.
 """
-import importlib.util
-import json
 
 import numpy as np
 import pytest
@@ -37,19 +35,6 @@ BGMV2_FIXTURES = {
 THRESHOLD_BETWEEN_SAMPLED_AND_REST = 0.0089875
 
 
-@pytest.fixture(scope="module")
-def recipe(fidelity_dir):
-    spec = importlib.util.spec_from_file_location("fidelity_recipe", fidelity_dir / "recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def expected_keys(fidelity_dir, name):
-    with open(fidelity_dir / f"{name}.keys.json") as handle:
-        return [(key, list(shape)) for key, shape in json.load(handle).items()]
-
-
 def float_keys(model):
     return [(key, list(value.shape)) for key, value in model.state_dict().items()
             if value.is_floating_point()]
@@ -63,9 +48,9 @@ def assert_close(actual, expected, name):
 # MODNet
 # --------------------------------------------------------------------------------------
 
-def test_modnet_keys_and_outputs(fidelity_dir, recipe):
+def test_modnet_keys_and_outputs(fidelity_dir, recipe, official_keys):
     model = MODNet(backbone_pretrained=False)
-    assert float_keys(model) == expected_keys(fidelity_dir, "modnet")
+    assert float_keys(model) == official_keys("modnet")
 
     recipe.fill_(model)
     model.eval()
@@ -105,10 +90,10 @@ def run_bgmv2(recipe, model, fixture):
 
 
 @pytest.mark.parametrize("name", list(BGMV2_FIXTURES))
-def test_bgmv2_keys_and_outputs(fidelity_dir, recipe, name):
+def test_bgmv2_keys_and_outputs(fidelity_dir, recipe, name, official_keys):
     cls, kwargs = BGMV2_FIXTURES[name]
     model = cls(**kwargs)
-    assert float_keys(model) == expected_keys(fidelity_dir, name)
+    assert float_keys(model) == official_keys(name)
 
     fixture = np.load(fidelity_dir / f"{name}.npz")
     outputs, preclamp_err = run_bgmv2(recipe, model, fixture)
@@ -125,13 +110,13 @@ def test_bgmv2_keys_and_outputs(fidelity_dir, recipe, name):
     assert_close(preclamp_err, fixture[preclamp_name], preclamp_name)
 
 
-def test_bgmv2_thresholding_reproduces_sampling_fixture(fidelity_dir, recipe):
+def test_bgmv2_thresholding_reproduces_sampling_fixture(fidelity_dir, recipe, official_keys):
     """With a threshold between the sampled and the unsampled errors, thresholding picks
     the same patches as the official sampling run, so all outputs must agree."""
     name = "bgmv2_mobilenetv2_refine_sampling"
     model = MattingRefine("mobilenetv2", backbone_scale=0.25, refine_mode="thresholding",
                           refine_threshold=THRESHOLD_BETWEEN_SAMPLED_AND_REST)
-    assert float_keys(model) == expected_keys(fidelity_dir, name)
+    assert float_keys(model) == official_keys(name)
 
     fixture = np.load(fidelity_dir / f"{name}.npz")
     outputs, _ = run_bgmv2(recipe, model, fixture)

@@ -3,8 +3,6 @@
 Each fixture holds the outputs of the official class filled with the recipe's
 deterministic weights; see ../shared/fidelity/MANIFEST.md.
 """
-import importlib.util
-import json
 
 import numpy as np
 import pytest
@@ -15,20 +13,6 @@ from matting.models.u2net import U2NET, U2NETP
 
 ATOL = 1e-4
 DIM_STAGE1_KEYS = 42  # the encoder–decoder; the refinement head adds the rest
-
-
-@pytest.fixture(scope="module")
-def recipe(fidelity_dir):
-    spec = importlib.util.spec_from_file_location("fidelity_recipe", fidelity_dir / "recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def expected_keys(fidelity_dir, name, limit=None):
-    with open(fidelity_dir / f"{name}.keys.json") as handle:
-        items = [(key, list(shape)) for key, shape in json.load(handle).items()]
-    return items[:limit]
 
 
 def float_keys(model):
@@ -53,9 +37,9 @@ U2NET_OUTPUTS = [f"output_d{i}" for i in range(7)]
 
 
 @pytest.mark.parametrize("name, cls", [("u2net", U2NET), ("u2netp", U2NETP)])
-def test_u2net_keys_and_outputs(fidelity_dir, recipe, name, cls):
+def test_u2net_keys_and_outputs(fidelity_dir, recipe, name, cls, official_keys):
     model = cls(3, 1)
-    assert float_keys(model) == expected_keys(fidelity_dir, name)
+    assert float_keys(model) == official_keys(name)
 
     fixture = np.load(fidelity_dir / f"{name}.npz")
     outputs = run_with_recipe(recipe, model, fixture["input_x"])
@@ -63,18 +47,18 @@ def test_u2net_keys_and_outputs(fidelity_dir, recipe, name, cls):
     assert_outputs_match(outputs, fixture, U2NET_OUTPUTS)
 
 
-def test_dim_refinement_stage_keys_and_outputs(fidelity_dir, recipe):
+def test_dim_refinement_stage_keys_and_outputs(fidelity_dir, recipe, official_keys):
     model = DIM(stage=3)
-    assert float_keys(model) == expected_keys(fidelity_dir, "dim")
+    assert float_keys(model) == official_keys("dim")
 
     fixture = np.load(fidelity_dir / "dim.npz")
     outputs = run_with_recipe(recipe, model, fixture["input_x"])
     assert_outputs_match(outputs, fixture, ["output_pred_mattes", "output_pred_alpha"])
 
 
-def test_dim_stage1_keys_and_pred_mattes(fidelity_dir, recipe):
+def test_dim_stage1_keys_and_pred_mattes(fidelity_dir, recipe, official_keys):
     model = DIM(stage=1)
-    assert float_keys(model) == expected_keys(fidelity_dir, "dim", DIM_STAGE1_KEYS)
+    assert float_keys(model) == official_keys("dim", DIM_STAGE1_KEYS)
 
     fixture = np.load(fidelity_dir / "dim.npz")
     pred_mattes, pred_alpha = run_with_recipe(recipe, model, fixture["input_x"])
