@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import composite, io, metrics
+from .visualise import map_picture
 from .errors import MattingError
 from .registry import get, methods, run
 
@@ -86,18 +87,8 @@ def write_result(result, image: np.ndarray, out: Path, backdrop: str, colour: st
     composite.save_rgba_png(out / "cutout.png", foreground, result.alpha)
     io.save_png(out / "composite.png", composite.composite(backdrop, image, foreground, result.alpha, colour))
     for name, item in result.maps.items():
-        io.save_png(out / "maps" / f"{name}.png", visualise_map(item))
+        io.save_png(out / "maps" / f"{name}.png", map_picture(item))
     (out / "result.json").write_text(json.dumps(result.summary(), indent=2, default=str) + "\n")
-
-
-def visualise_map(item) -> np.ndarray:
-    """An intermediate map as something savable: error maps are colour-mapped, the rest as they are."""
-    array = np.asarray(item.array, np.float32)
-    if item.kind == "error" and array.ndim == 2:
-        from .visualise import colourise_error
-
-        return colourise_error(array)
-    return array
 
 
 def cmd_run(args) -> int:

@@ -42,6 +42,11 @@ def register(spec: MethodSpec) -> MethodSpec:
     return spec
 
 
+def unregister(method_id: str) -> None:
+    """Remove a method (for tests and plug-ins that register temporary methods)."""
+    _METHODS.pop(method_id, None)
+
+
 def _ensure_loaded():
     from . import adapters  # noqa: F401  (registers every adapter on first import)
 

@@ -45,3 +45,11 @@ def trimap_overlay(image: np.ndarray, trimap: np.ndarray, opacity: float = 0.45)
     """Foreground tinted green, background tinted blue, unknown left as is."""
     out = overlay_mask(image, trimap == 255, (0.1, 0.9, 0.2), opacity)
     return overlay_mask(out, trimap == 0, (0.1, 0.3, 1.0), opacity)
+
+
+def map_picture(item) -> np.ndarray:
+    """An intermediate map as a picture: error maps colour-mapped, the rest as they are."""
+    array = np.asarray(item.array, np.float32)
+    if item.kind == "error" and array.ndim == 2:
+        return colourise_error(array)
+    return array

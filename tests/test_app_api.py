@@ -134,7 +134,7 @@ def app_url():
     finally:
         if demo is not None:
             demo.close()
-        registry._METHODS.pop(FAKE.id, None)
+        registry.unregister(FAKE.id)
         for name, value in saved.items():
             if value is not None:
                 os.environ[name] = value

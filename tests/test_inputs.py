@@ -167,7 +167,7 @@ def test_plate_of_another_size(composite):
         with pytest.raises(matting.MattingError, match="needs a background plate"):
             matting.run("_plate_probe", composite.image)
     finally:
-        registry._METHODS.pop("_plate_probe")
+        registry.unregister("_plate_probe")
 
 
 @pytest.mark.parametrize("missing,fill", [("unknown", None), ("foreground", 255), ("background", 0)])

@@ -18,7 +18,7 @@ import numpy as np
 import gradio as gr
 
 from .. import composite, io, metrics, trimap, visualise
-from ..cli import visualise_map
+from ..visualise import map_picture
 from ..errors import MattingError
 from ..registry import get, methods, run
 from ..spec import FAMILIES, INPUT_LABELS
@@ -352,7 +352,7 @@ def render_composite(image, foreground, alpha, backdrop, colour, backdrop_file):
 def _map_gallery(result, error=None) -> list[tuple[np.ndarray, str]]:
     items = []
     for name, item in result.maps.items():
-        items.append((u8(visualise_map(item)), f"{name}: {item.description}"))
+        items.append((u8(map_picture(item)), f"{name}: {item.description}"))
     if error is not None:
         items.append((u8(visualise.colourise_error(error)), "|α − α_gt|: absolute error against the ground truth"))
     return items
