@@ -35,7 +35,7 @@ def test_recovers_known_alpha_with_trimap(method_id, composite):
     assert error < TOLERANCE[method_id]
     assert error < 0.6 * trivial
     # Known pixels stay what the trimap says.
-    assert np.all(result.alpha[trimap == 255] > 0.99) and np.all(result.alpha[trimap == 0] < 0.01)
+    assert np.all(result.alpha[trimap == 255] == 1.0) and np.all(result.alpha[trimap == 0] == 0.0)
     assert result.alpha.dtype == np.float32 and result.alpha.shape == composite.alpha.shape
     assert result.maps["constraints"].kind == "trimap"
     assert result.run_resolution == (96, 96)

@@ -49,7 +49,18 @@ def _solve(method_name: str, solver, inputs: Inputs, params: dict, **kwargs) -> 
                 "raise max_iterations or the tolerance, or narrow the unknown region of the trimap."
             ) from None
         raise
-    return MethodOutput(alpha=alpha, maps=_constraints_map(trimap))
+    return MethodOutput(alpha=keep_known_pixels(alpha, trimap), maps=_constraints_map(trimap))
+
+
+def keep_known_pixels(alpha: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """Known pixels take their trimap value.
+
+    pymatting's KNN, random-walk, learning-based and large-kernel solvers impose the trimap as a soft
+    penalty (λ = 100), so known pixels can drift (by up to 0.37 on alphamatting GT14 with large kernel);
+    the trimap's promise that those pixels are definite is kept here, as benchmarks and users assume.
+    """
+    known = (trimap == 0.0) | (trimap == 1.0)
+    return np.where(known, trimap, alpha)
 
 
 def _pm():
