@@ -1,0 +1,503 @@
+"""Neural matting networks at their official inference sizes: time, memory, FLOPs, and cheap wins.
+
+One row per network and input size. Every row times these forwards of the same input,
+interleaved round-robin (the order rotates each round), and reports their medians:
+
+* ``no_grad``: ``model.eval()`` under ``torch.no_grad()``, contiguous NCHW (the baseline);
+* ``1 thread``: the baseline with ``torch.set_num_threads(1)`` instead of the default (CPU);
+* ``inference_mode``: the same under ``torch.inference_mode()``;
+* ``+channels_last``: inference_mode, model and input in ``torch.channels_last``;
+* ``+BN fold``: inference_mode, BatchNorms folded into their convolutions
+  (:func:`matting.models.fuse.fold_batchnorm`), NCHW;
+* ``+both``: inference_mode, folded and channels_last;
+* for U²-NetP also onnxruntime on the official ``u2netp.onnx`` (spinning threads off).
+
+Weights are recipe-like uniform random ones (timing does not depend on their values),
+except U²-NetP, which gets the real weights converted from ``weights/u2netp.onnx``.
+GFLOPs are ``torch.utils.flop_counter.FlopCounterMode``'s count (2 x multiply-adds of
+convolutions and matrix products) of one forward. Peak memory is the resident-set
+growth during one baseline forward (after handing freed heap back to the OS), or on
+CUDA the growth of ``torch.cuda.max_memory_allocated``.
+
+With a CUDA device the same rows run again on it (synchronised, TF32 off) in a second table.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import ctypes
+import gc
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .. import models
+from ..models.fuse import fold_batchnorm
+from ..onnx_convert import state_dict_from_folded_onnx
+from ..paths import weights_dir
+from ..registry import PeakMemory
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HD, UHD = (1920, 1080), (3840, 2160)
+
+
+# --------------------------------------------------------------------------- what is measured
+
+@dataclass(frozen=True)
+class Config:
+    family: str              # what --models selects
+    label: str
+    arch: str
+    kwargs: dict
+    size: tuple[int, int]    # width, height
+    input_kind: str          # "rgb", "modnet", "src+bgr", "rgb+trimap"
+    is_4k: bool = False
+
+    @property
+    def input_text(self) -> str:
+        return f"{self.size[0]}×{self.size[1]} {self.input_kind}"
+
+
+def _bgmv2(backbone: str, size, scale: float, sample_pixels: int, is_4k: bool) -> Config:
+    return Config(f"bgmv2_{backbone}", f"BGMv2 refine {backbone}", "bgmv2_refine",
+                  {"backbone": backbone, "backbone_scale": scale, "refine_mode": "sampling",
+                   "refine_sample_pixels": sample_pixels},
+                  size, "src+bgr", is_4k)
+
+
+CONFIGS = [
+    Config("u2net", "U²-Net", "u2net", {}, (320, 320), "rgb"),
+    Config("u2netp", "U²-NetP", "u2netp", {}, (320, 320), "rgb"),
+    Config("modnet", "MODNet", "modnet", {}, (512, 512), "modnet"),
+    *[config for backbone in ("mobilenetv2", "resnet50", "resnet101")
+      for config in (_bgmv2(backbone, HD, 0.25, 80_000, False), _bgmv2(backbone, UHD, 0.125, 320_000, True))],
+    Config("dim", "DIM stage 1", "dim", {"stage": 1}, (320, 320), "rgb+trimap"),
+    Config("dim", "DIM stage 1", "dim", {"stage": 1}, (800, 608), "rgb+trimap"),
+]
+FAMILIES = list(dict.fromkeys(config.family for config in CONFIGS))
+
+
+@dataclass
+class Variant:
+    name: str
+    run: Callable[[], object]    # one forward, returns the outputs
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def median_ms(self) -> float:
+        return 1000 * statistics.median(self.times)
+
+    def speedup_over(self, reference: "Variant") -> float:
+        """Median over rounds of reference time / own time, both from the same round."""
+        return statistics.median(ref / own for ref, own in zip(reference.times, self.times))
+
+    @property
+    def spread(self) -> float:
+        """Interquartile range over the median."""
+        if len(self.times) < 2:
+            return 0.0
+        q1, _, q3 = statistics.quantiles(self.times, n=4, method="inclusive")
+        return (q3 - q1) / statistics.median(self.times)
+
+
+MIN_ROUNDS, MAX_ROUNDS = 5, 15  # timed rounds per row when --repeats is not given
+
+TORCH_VARIANTS = ("no_grad", "1 thread", "inference_mode", "+channels_last", "+BN fold", "+both")
+
+
+@dataclass
+class Row:
+    config: Config
+    params: int
+    gflops: float
+    peak_mb: float
+    repeats: int
+    times_ms: dict[str, float]
+    speedups: dict[str, float]   # per-round no_grad time / column time, median over rounds
+    spreads: list[float]         # interquartile range / median of each column's times
+    max_difference: float
+    bn_folded: str
+    notes: list[str]
+
+
+# --------------------------------------------------------------------------- models and inputs
+
+def recipe_like_weights_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Uniform weights as in the fidelity recipe: He-like conv/linear bounds, non-trivial BatchNorms."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform(tensor, low, high):
+        tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
+
+    with torch.no_grad():
+        for key, tensor in model.state_dict().items():
+            if not tensor.is_floating_point():
+                continue
+            if key.endswith("running_var"):
+                uniform(tensor, 0.5, 1.5)
+            elif key.endswith("running_mean"):
+                uniform(tensor, -0.1, 0.1)
+            elif tensor.ndim <= 1:
+                uniform(tensor, 0.8, 1.2) if key.endswith(".weight") else uniform(tensor, -0.1, 0.1)
+            else:
+                bound = math.sqrt(3.0 / tensor[0].numel())
+                uniform(tensor, -bound, bound)
+    return model
+
+
+def build_model(config: Config) -> tuple[nn.Module, str]:
+    """The eval-mode network and a note on its weights."""
+    model = models.create(config.arch, **config.kwargs)
+    onnx_path = weights_dir() / "u2netp.onnx"
+    if config.arch == "u2netp" and onnx_path.is_file():
+        model.load_state_dict(state_dict_from_folded_onnx(onnx_path, model), strict=True)
+        return model.eval(), "real weights (u2netp.onnx)"
+    if config.arch == "u2netp":
+        return recipe_like_weights_(model).eval(), f"random weights: {onnx_path} missing"
+    recipe_like_weights_(model)
+    if config.arch == "bgmv2_refine":
+        # Random weights tend to predict zero error everywhere, and zero-error positions are never
+        # refined; shift the error channel (decoder output 4) up so that every position qualifies
+        # and the refiner does the official sample_pixels / 16 patches, as on real footage.
+        with torch.no_grad():
+            model.decoder.conv4.bias[4] += 1.0
+    return model.eval(), "random weights"
+
+
+def make_inputs(config: Config, device: torch.device) -> tuple:
+    width, height = config.size
+    generator = torch.Generator().manual_seed(1)
+
+    def image():  # an 8-bit-like RGB image in [0, 1]
+        return torch.randint(0, 256, (1, 3, height, width), generator=generator).float() / 255
+
+    def imagenet_normalised(rgb):
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        return (rgb - mean) / std
+
+    if config.input_kind == "rgb":
+        inputs = (imagenet_normalised(image()),)
+    elif config.input_kind == "modnet":
+        inputs = (image() * 2 - 1, True)  # inference=True: the auxiliary outputs are skipped
+    elif config.input_kind == "src+bgr":
+        inputs = (image(), image())
+    else:
+        trimap = torch.randint(0, 3, (1, 1, height, width), generator=generator).float() * 0.5
+        inputs = (torch.cat([imagenet_normalised(image()), trimap], dim=1),)
+    return tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs)
+
+
+def to_channels_last(inputs: tuple) -> tuple:
+    return tuple(x.contiguous(memory_format=torch.channels_last)
+                 if isinstance(x, torch.Tensor) and x.dim() == 4 else x for x in inputs)
+
+
+def output_tensors(outputs) -> list[torch.Tensor]:
+    """The float tensors of a (nested) output, numpy arrays included (onnxruntime)."""
+    if isinstance(outputs, np.ndarray):
+        return [torch.from_numpy(outputs)]
+    if isinstance(outputs, torch.Tensor):
+        return [outputs.detach().float().cpu()] if outputs.is_floating_point() else []
+    if isinstance(outputs, (tuple, list)):
+        return [tensor for item in outputs for tensor in output_tensors(item)]
+    return []
+
+
+def max_difference(reference, outputs) -> float:
+    pairs = list(zip(output_tensors(reference), output_tensors(outputs)))
+    return max((float((a - b).abs().max()) for a, b in pairs), default=0.0)
+
+
+def count_batch_norms(model: nn.Module) -> int:
+    return sum(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules())
+
+
+# --------------------------------------------------------------------------- measuring
+
+def release_freed_memory() -> None:
+    """Collect garbage and return freed heap pages to the OS, so RSS growth reflects the next forward."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(run: Callable[[], object], device: torch.device) -> tuple[float, object]:
+    synchronise(device)
+    start = time.perf_counter()
+    outputs = run()
+    synchronise(device)
+    return time.perf_counter() - start, outputs
+
+
+def peak_memory_mb(run: Callable[[], object], device: torch.device) -> float:
+    if device.type == "cuda":
+        synchronise(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        run()
+        synchronise(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    release_freed_memory()
+    with PeakMemory() as memory:
+        run()
+    return memory.peak_bytes / 2**20
+
+
+def onnxruntime_session(path, device: torch.device):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    # Idle onnxruntime workers otherwise spin and starve PyTorch's threads in between.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            return None
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(str(path), options, providers=providers)
+
+
+def with_grad_mode(grad_mode, model, inputs):
+    def run():
+        with grad_mode():
+            return model(*inputs)
+    return run
+
+
+def with_threads(threads: int, run: Callable[[], object]) -> Callable[[], object]:
+    def run_with_threads():
+        default = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return run()
+        finally:
+            torch.set_num_threads(default)
+    return run_with_threads
+
+
+def make_variants(model: nn.Module, inputs: tuple, folded: nn.Module | None,
+                  device: torch.device) -> list[Variant]:
+    channels_last_inputs = to_channels_last(inputs)
+    channels_last_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    baseline = with_grad_mode(torch.no_grad, model, inputs)
+    variants = [Variant("no_grad", baseline)]
+    if device.type == "cpu" and torch.get_num_threads() > 1:
+        # On a shared machine one thread can beat several that wait for each other.
+        variants.append(Variant("1 thread", with_threads(1, baseline)))
+    variants += [
+        Variant("inference_mode", with_grad_mode(torch.inference_mode, model, inputs)),
+        Variant("+channels_last", with_grad_mode(torch.inference_mode, channels_last_model, channels_last_inputs)),
+    ]
+    if folded is not None:
+        folded_channels_last = copy.deepcopy(folded).to(memory_format=torch.channels_last)
+        variants += [
+            Variant("+BN fold", with_grad_mode(torch.inference_mode, folded, inputs)),
+            Variant("+both", with_grad_mode(torch.inference_mode, folded_channels_last, channels_last_inputs)),
+        ]
+    return variants
+
+
+def warm_up(variants: list[Variant], reference, warmup: int, device: torch.device) -> float:
+    """Run each column ``warmup`` times; return the largest output difference to ``reference``."""
+    worst_difference = 0.0
+    for variant in variants:
+        for _ in range(max(1, warmup)):
+            outputs = variant.run()
+        synchronise(device)
+        worst_difference = max(worst_difference, max_difference(reference, outputs))
+    return worst_difference
+
+
+def time_in_rounds(variants: list[Variant], repeats: int, device: torch.device) -> None:
+    """Time every column once per round, rotating the order so that none always runs first."""
+    for round_index in range(repeats):
+        shift = round_index % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            variant.times.append(timed(variant.run, device)[0])
+
+
+def bench_config(config: Config, device: torch.device, warmup: int, repeats: int | None,
+                 time_budget_s: float) -> Row:
+    model, weights_note = build_model(config)
+    model = model.to(device)
+    inputs = make_inputs(config, device)
+    notes = [weights_note]
+
+    with torch.no_grad(), FlopCounterMode(display=False) as flop_counter:
+        reference = model(*inputs)
+    gflops = flop_counter.get_total_flops() / 1e9
+
+    batch_norms = count_batch_norms(model)
+    folded = fold_batchnorm(model, *inputs) if batch_norms else None
+    folded_count = batch_norms - count_batch_norms(folded) if folded is not None else 0
+    if folded_count == 0:
+        folded = None
+    variants = make_variants(model, inputs, folded, device)
+
+    ort_variant = None
+    onnx_path = weights_dir() / "u2netp.onnx"
+    if config.arch == "u2netp" and onnx_path.is_file():
+        session = onnxruntime_session(onnx_path, device)
+        if session is not None:
+            feed = {session.get_inputs()[0].name: inputs[0].cpu().numpy()}
+            ort_variant = Variant("onnxruntime", lambda: session.run(None, feed))
+            variants.append(ort_variant)
+
+    if config.input_kind == "src+bgr":
+        notes.append(f"{int(reference[-1].sum())} patches refined "
+                     f"(sample_pixels / 16 = {config.kwargs['refine_sample_pixels'] // 16})")
+
+    worst_difference = warm_up(variants, reference, warmup, device)
+    if repeats is None:
+        seconds_per_round = sum(timed(variant.run, device)[0] for variant in variants)
+        repeats = int(min(MAX_ROUNDS, max(MIN_ROUNDS, time_budget_s // seconds_per_round)))
+    time_in_rounds(variants, repeats, device)
+
+    peak_mb = peak_memory_mb(variants[0].run, device)
+    baseline = variants[0]
+    speedups = {variant.name: variant.speedup_over(baseline) for variant in variants}
+    if ort_variant is not None:
+        fastest = max((variant for variant in variants if variant is not ort_variant),
+                      key=lambda variant: speedups[variant.name])
+        notes.append(f"{fastest.name} / ORT = {ort_variant.speedup_over(fastest):.2f}")
+    return Row(
+        config=config,
+        params=sum(parameter.numel() for parameter in model.parameters()),
+        gflops=gflops,
+        peak_mb=peak_mb,
+        repeats=repeats,
+        times_ms={variant.name: variant.median_ms for variant in variants},
+        speedups=speedups,
+        spreads=[variant.spread for variant in variants],
+        max_difference=worst_difference,
+        bn_folded=f"{folded_count}/{batch_norms}" if batch_norms else "no BN",
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------- printing
+
+COLUMNS = ["model", "input", "params (M)", "GFLOPs", "N", *(f"{name} ms" for name in TORCH_VARIANTS),
+           "best ×", "peak MB", "ORT ms", "ours/ORT", "spread %", "max Δ", "BN folded", "notes"]
+
+
+def format_ms(milliseconds: float) -> str:
+    return f"{milliseconds:.0f}" if milliseconds >= 100 else f"{milliseconds:.1f}"
+
+
+def row_cells(row: Row) -> list[str]:
+    times, speedups = row.times_ms, row.speedups
+
+    def cell(name):
+        if name not in times:
+            return "n/a"
+        if name == "no_grad":
+            return format_ms(times[name])
+        return f"{format_ms(times[name])} ({speedups[name]:.2f}×)"
+
+    has_ort = "onnxruntime" in times
+    return [
+        row.config.label, row.config.input_text, f"{row.params / 1e6:.2f}", f"{row.gflops:.1f}",
+        str(row.repeats), *(cell(name) for name in TORCH_VARIANTS),
+        f"{max(speedups[name] for name in TORCH_VARIANTS if name in speedups):.2f}", f"{row.peak_mb:.0f}",
+        format_ms(times["onnxruntime"]) if has_ort else "",
+        f"{speedups['onnxruntime']:.2f}" if has_ort else "",
+        f"{100 * statistics.median(row.spreads):.0f} / {100 * max(row.spreads):.0f}",
+        f"{row.max_difference:.0e}", row.bn_folded, "; ".join(row.notes),
+    ]
+
+
+def print_table_header() -> None:
+    print("| " + " | ".join(COLUMNS) + " |")
+    print("|" + "|".join("---" for _ in COLUMNS) + "|", flush=True)
+
+
+def print_row(row: Row) -> None:
+    print("| " + " | ".join(row_cells(row)) + " |", flush=True)
+
+
+LEGEND = """
+Columns: N = timed rounds after warm-up (all columns interleaved in each round); times are medians.
+no_grad = baseline (eval, no_grad, NCHW, default threads); 1 thread = the baseline at
+torch.set_num_threads(1); inference_mode, +channels_last and +BN fold are each on their own, +both
+combines these three. (k×) = speed-up over no_grad: the median over rounds of no_grad time / column
+time in the same round, which cancels most of the drift of a shared machine's load. best × = the
+largest of these. peak MB = memory growth during one baseline forward. ORT ms = onnxruntime on
+u2netp.onnx; ours/ORT = no_grad time / ORT time (median over rounds). spread % = interquartile
+range / median of a column's times, the median and the largest over the columns (timing noise).
+max Δ = largest absolute output difference of any column against the baseline forward.
+BN folded = BatchNorms folded / all BatchNorms."""
+
+
+def bench_device(configs, device: torch.device, args) -> None:
+    if device.type == "cuda":
+        where = f"{torch.cuda.get_device_name(device)}, TF32 off"
+    else:
+        where = f"{torch.get_num_threads()} torch threads"
+    print(f"\n## {device.type.upper()}: torch {torch.__version__}, {where}, "
+          f"load average {os.getloadavg()[0]:.1f} at start\n")
+    print_table_header()
+    for config in configs:
+        repeats = args.repeats
+        if config.is_4k and repeats is None:
+            repeats = args.repeats_4k
+        print_row(bench_config(config, device, args.warmup, repeats, args.time_budget))
+        release_freed_memory()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    print(f"\nload average {os.getloadavg()[0]:.1f} at end")
+    print(LEGEND)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m matting.bench models",
+                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=FAMILIES, default=FAMILIES, metavar="MODEL",
+                        help=f"networks to run (default: all): {', '.join(FAMILIES)}")
+    parser.add_argument("--repeats", type=int,
+                        help=f"timed rounds per row (default: as many as fit --time-budget, "
+                             f"{MIN_ROUNDS} to {MAX_ROUNDS})")
+    parser.add_argument("--repeats-4k", type=int, default=3, help="timed rounds of 4K rows without --repeats")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed forwards per column first")
+    parser.add_argument("--time-budget", type=float, default=90.0,
+                        help="seconds of timed rounds to aim for per row when --repeats is not given")
+    parser.add_argument("--skip-4k", action="store_true", help="leave out the 3840×2160 BGMv2 rows")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, 1 warm-up, no 4K")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's default)")
+    parser.add_argument("--cpu-only", action="store_true", help="skip the CUDA table even with a GPU")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.warmup, args.skip_4k = args.repeats or 3, 1, True
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    configs = [config for config in CONFIGS
+               if config.family in args.models and not (config.is_4k and args.skip_4k)]
+    print("# Neural networks at their official inference sizes")
+    bench_device(configs, torch.device("cpu"), args)
+
+    if torch.cuda.is_available() and not args.cpu_only:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        bench_device(configs, torch.device("cuda"), args)
+    return 0
