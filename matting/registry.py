@@ -77,9 +77,14 @@ def _rss_bytes() -> int:
 
 
 class PeakMemory:
-    """Peak resident memory above the level at entry, sampled every few ms (numpy, torch, numba alike)."""
+    """Peak resident memory above the level at entry (numpy, torch, numba alike).
 
-    def __init__(self, interval: float = 0.005):
+    Exact when the run sets a new high for the process (``ru_maxrss``); otherwise sampled every
+    ``interval`` seconds. The interval is long on purpose: each wake-up takes the GIL from the solver,
+    and on a loaded machine every hand-back can cost the solver a scheduler time slice.
+    """
+
+    def __init__(self, interval: float = 0.05):
         self.interval = interval
         self.peak_bytes = 0
 
