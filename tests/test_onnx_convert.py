@@ -12,6 +12,7 @@ from torch import nn
 
 from matting.errors import MattingError
 from matting.models.dim import DIM
+from matting.models.random_init import recipe_like_weights_
 from matting.models.u2net import U2NET, U2NETP
 from matting.onnx_convert import state_dict_from_folded_onnx
 from matting.paths import weights_dir
@@ -23,26 +24,8 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225])
 
 
 def randomise_(model, seed=0):
-    """Recipe-like random weights, with BatchNorm statistics far from the identity."""
-    generator = torch.Generator().manual_seed(seed)
-
-    def uniform(tensor, low, high):
-        tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
-
-    with torch.no_grad():
-        for key, tensor in model.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            if key.endswith("running_var"):
-                uniform(tensor, 0.5, 1.5)
-            elif key.endswith("running_mean"):
-                uniform(tensor, -0.1, 0.1)
-            elif tensor.ndim == 1:
-                uniform(tensor, 0.8, 1.2) if key.endswith(".weight") else uniform(tensor, -0.1, 0.1)
-            else:
-                bound = (3.0 / tensor[0].numel()) ** 0.5
-                uniform(tensor, -bound, bound)
-    return model.eval()
+    """Recipe-like random weights, with BatchNorm statistics far from the identity, in eval mode."""
+    return recipe_like_weights_(model, seed).eval()
 
 
 def export_legacy(model, example, training=torch.onnx.TrainingMode.EVAL):

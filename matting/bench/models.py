@@ -27,7 +27,6 @@ import argparse
 import copy
 import ctypes
 import gc
-import math
 import os
 import statistics
 import time
@@ -41,6 +40,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .. import models
 from ..models.fuse import fold_batchnorm
+from ..models.random_init import recipe_like_weights_
 from ..onnx_convert import state_dict_from_folded_onnx
 from ..paths import weights_dir
 from ..registry import PeakMemory
@@ -130,29 +130,6 @@ class Row:
 
 
 # --------------------------------------------------------------------------- models and inputs
-
-def recipe_like_weights_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Uniform weights as in the fidelity recipe: He-like conv/linear bounds, non-trivial BatchNorms."""
-    generator = torch.Generator().manual_seed(seed)
-
-    def uniform(tensor, low, high):
-        tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
-
-    with torch.no_grad():
-        for key, tensor in model.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            if key.endswith("running_var"):
-                uniform(tensor, 0.5, 1.5)
-            elif key.endswith("running_mean"):
-                uniform(tensor, -0.1, 0.1)
-            elif tensor.ndim <= 1:
-                uniform(tensor, 0.8, 1.2) if key.endswith(".weight") else uniform(tensor, -0.1, 0.1)
-            else:
-                bound = math.sqrt(3.0 / tensor[0].numel())
-                uniform(tensor, -bound, bound)
-    return model
-
 
 def build_model(config: Config) -> tuple[nn.Module, str]:
     """The eval-mode network and a note on its weights."""
