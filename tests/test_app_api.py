@@ -7,12 +7,12 @@ the API with no UI code. Test images are small synthetic scenes with a known alp
 from __future__ import annotations
 
 import os
-import socket
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -109,12 +109,6 @@ def _read(path) -> np.ndarray:
 
 # --------------------------------------------------------------------------- the app
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url():
     from matting.ui import build_demo, launch_options
@@ -127,7 +121,7 @@ def app_url():
     try:
         demo = build_demo()
         demo.queue(default_concurrency_limit=2)
-        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
+        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                                 quiet=True, ssr_mode=False, allowed_paths=[str(examples_dir())],
                                 **launch_options())
         yield url

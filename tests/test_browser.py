@@ -12,12 +12,12 @@ from __future__ import annotations
 import io as bytes_io
 import os
 import tempfile
-import socket
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -36,12 +36,6 @@ SIDE = 256  # small enough for closed-form on scribbles to take seconds
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url():
     from matting.ui import build_demo, launch_options
@@ -50,7 +44,7 @@ def app_url():
     saved = os.environ.pop("MATTING_AUTO_FETCH", None)
     demo = build_demo()
     demo.queue(default_concurrency_limit=2)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                             quiet=True, ssr_mode=False, allowed_paths=[str(examples_dir())], **launch_options())
     yield url
     demo.close()

@@ -7,7 +7,7 @@ as floats in [0, 1]; the model's single output is already a probability (``activ
 Here: ``cv2.dnn.blobFromImage(rgb_uint8, 1/255, (256, 256))`` (bilinear resize, no channel swap: the
 model wants RGB) → ``net.forward()`` (1×1×256×256) → ``cv2.resize(..., INTER_LINEAR)``.
 MediaPipe resizes with an affine warp rather than ``cv2.resize``; the masks agree to IoU 0.992
-(/work/shared/notes/offline-weights.md).
+(../shared/notes/offline-weights.md).
 """
 from __future__ import annotations
 

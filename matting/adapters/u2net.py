@@ -6,7 +6,7 @@ with ``data_loader.RescaleT(320)`` and ``ToTensorLab(flag=0)``), re-implemented 
 1. ``RescaleT(320)``: ``skimage.transform.resize(image, (320, 320), mode='constant')`` — the aspect
    ratio is *not* kept; bilinear (order 1), without anti-aliasing (the scikit-image 0.14 the official
    code was written for did not smooth before downsampling; the official ``u2netp_results`` are
-   reproduced only this way, see /work/shared/notes/offline-weights.md).
+   reproduced only this way, see ../shared/notes/offline-weights.md).
 2. ``ToTensorLab(flag=0)``: ``image / image.max()`` (max over all pixels and channels of the resized
    image), then per RGB channel ``(x − [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]``.
 3. The network returns seven sigmoid maps; the script unpacks them as ``d1, …, d7`` and keeps the
