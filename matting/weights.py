@@ -54,9 +54,9 @@ from .paths import PROJECT_ROOT, cache_dir, weights_dir
 DEFAULT_MANIFEST = PROJECT_ROOT / "weights" / "manifest.json"
 PINS_FILE_NAME = "local_pins.json"
 
-FORMATS = ("state_dict", "dataparallel_state_dict", "dim_checkpoint", "onnx_bn_folded", "tflite")
-TORCH_FORMATS = ("state_dict", "dataparallel_state_dict", "dim_checkpoint")
-MODELS = ("u2net", "u2netp", "modnet", "bgmv2_base", "bgmv2_refine", "dim", "selfie_segmenter")
+# How a checkpoint file is stored. What the tensors inside mean (wrappers, prefixes, a BatchNorm-folded
+# graph) is the architecture's business: matting/models/<arch>.py reads it through its checkpoint filter.
+CONTAINERS = ("torch", "safetensors", "onnx", "tflite")
 SOURCE_FIELDS = {
     "pip_wheel": ("requirement", "member"),
     "url": ("url",),
@@ -107,11 +107,11 @@ class Source:
 class Entry:
     """One checkpoint of the manifest."""
     id: str
-    model: str
+    arch: str  # the architecture it loads into (matting.models.architectures())
     variant: str
     description: str
     file: str
-    format: str
+    container: str  # one of CONTAINERS
     size: int | None
     sha256: str | None
     licence: str
@@ -188,15 +188,15 @@ def manifest_problems(raw) -> list[str]:
 
 def _entry_problems(item: dict) -> list[str]:
     problems = []
-    for key in ("id", "model", "variant", "description", "file", "format", "licence"):
+    for key in ("id", "arch", "variant", "description", "file", "container", "licence"):
         if not isinstance(item.get(key), str) or not item[key].strip():
             problems.append(f"'{key}' must be a non-empty string")
     if isinstance(item.get("id"), str) and not re.fullmatch(r"[a-z0-9_]+", item["id"]):
         problems.append("'id' may only contain a-z, 0-9 and _")
-    if item.get("model") not in MODELS:
-        problems.append(f"'model' must be one of {', '.join(MODELS)}")
-    if item.get("format") not in FORMATS:
-        problems.append(f"'format' must be one of {', '.join(FORMATS)}")
+    if isinstance(item.get("arch"), str) and not re.fullmatch(r"[a-z0-9_]+", item["arch"]):
+        problems.append("'arch' must name an architecture (a-z, 0-9 and _)")
+    if item.get("container") not in CONTAINERS:
+        problems.append(f"'container' must be one of {', '.join(CONTAINERS)}")
     file_name = item.get("file")
     if isinstance(file_name, str) and (Path(file_name).name != file_name or file_name.startswith(".")):
         problems.append("'file' must be a plain file name")
@@ -251,8 +251,8 @@ def _entry_from_json(item: dict) -> Entry:
                pip_args=tuple(s.get("pip_args", ())), citation=s.get("citation"))
         for s in item["sources"])
     return Entry(
-        id=item["id"], model=item["model"], variant=item["variant"], description=item["description"],
-        file=item["file"], format=item["format"], size=item["size"], sha256=item["sha256"],
+        id=item["id"], arch=item["arch"], variant=item["variant"], description=item["description"],
+        file=item["file"], container=item["container"], size=item["size"], sha256=item["sha256"],
         licence=item["licence"], origin=MappingProxyType(dict(item["origin"])), default=item["default"],
         sources=sources, approx_size_mb=item.get("approx_size_mb"), sha256_note=item.get("sha256_note"),
         checksum_citation=item.get("checksum_citation"), licence_note=item.get("licence_note"),
@@ -325,7 +325,7 @@ def use_file(checkpoint_id: str, file_path) -> Path | None:
     """Use ``file_path`` as checkpoint ``checkpoint_id`` in this process (``None`` forgets it).
 
     The file is not checked against the manifest's sha256 (a user may supply their own weights); it
-    is validated when it is loaded (:func:`load_state_dict`, :func:`load_into`).
+    is validated when it is loaded (:func:`read_checkpoint`, then ``matting.models.create``).
     """
     item = entry(checkpoint_id)
     if file_path is None:
@@ -521,7 +521,7 @@ def _install(item: Entry, part: Path, target: Path, how: str, progress: bool) ->
         _discard_part(part)
         raise _SourceFailed(f"sha256 mismatch: expected {expected}, got {digest}; the partial file was deleted")
     if expected is None:
-        problem = _content_problem(item.format, part)
+        problem = _content_problem(item.container, part)
         if problem:
             _discard_part(part)
             raise _SourceFailed(f"{problem}; the partial file was deleted")
@@ -538,15 +538,15 @@ def _install(item: Entry, part: Path, target: Path, how: str, progress: bool) ->
         print(f"{item.file}: sha256 verified ({digest[:12]}…), saved to {target}", file=sys.stderr)
 
 
-def _content_problem(file_format: str, file_path: Path) -> str | None:
+def _content_problem(container: str, file_path: Path) -> str | None:
     """Cheap sanity check of a file whose checksum is unknown (catches web pages saved as weights)."""
     with open(file_path, "rb") as handle:
         head = handle.read(512)
     if head.lstrip()[:1] == b"<":
         return "the download is a web page, not a checkpoint"
-    if file_format in TORCH_FORMATS and not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+    if container == "torch" and not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
         return "the download is not a PyTorch checkpoint (neither a zip archive nor a pickle)"
-    if file_format == "tflite" and head[4:8] != b"TFL3":
+    if container == "tflite" and head[4:8] != b"TFL3":
         return "the download is not a TFLite model"
     return None
 
@@ -772,30 +772,31 @@ def verify(checkpoint_id: str) -> Verification:
 
 # --------------------------------------------------------------------------- loading
 
-def load_state_dict(file_path, file_format: str):
-    """Read a checkpoint file safely.
+def read_checkpoint(file_path, container: str):
+    """Read a checkpoint file safely, by how it is stored; what the contents mean is for the architecture.
 
-    Torch formats (``state_dict``, ``dataparallel_state_dict``, ``dim_checkpoint``) return a
-    ``dict[str, torch.Tensor]`` on the CPU: ``module.`` prefixes are stripped and a ``{'state_dict':
-    ...}`` wrapper is unwrapped. Only ``torch.load(weights_only=True)`` is used (retried with
-    ``encoding='latin1'`` for Python-2 pickles); a file that needs anything else is refused.
-
-    Graph formats (``onnx_bn_folded``, ``tflite``) are only checked here and return ``None``: their
-    adapters read them (``matting.onnx_convert.state_dict_from_folded_onnx`` for U²-NetP).
+    * ``torch``: ``torch.load(weights_only=True)`` only (retried with ``encoding='latin1'`` for Python-2
+      pickles); a file that needs anything else is refused. A ``{'state_dict': ...}`` wrapper is
+      unwrapped and a ``module.`` prefix on every key (DataParallel) is stripped. Returns
+      ``dict[str, torch.Tensor]`` on the CPU.
+    * ``safetensors``: the tensors, as a ``dict[str, torch.Tensor]``.
+    * ``onnx``: the ``onnx.ModelProto`` (checked readable; nothing is executed).
+    * ``tflite``: the path, after checking the TFLite identifier (the runtime reads the file itself).
     """
     file_path = Path(file_path)
     if not file_path.is_file():
         raise MattingError(f"The checkpoint file {file_path} does not exist.")
-    if file_format == "onnx_bn_folded":
-        _check_onnx(file_path)
-        return None
-    if file_format == "tflite":
+    if container == "onnx":
+        return _read_onnx(file_path)
+    if container == "tflite":
         with open(file_path, "rb") as handle:
             if handle.read(8)[4:8] != b"TFL3":
                 raise MattingError(f"{file_path} is not a TFLite model (no TFL3 identifier). Use the .tflite file.")
-        return None
-    if file_format not in TORCH_FORMATS:
-        raise MattingError(f"Unknown checkpoint format {file_format!r}; known: {', '.join(FORMATS)}.")
+        return file_path
+    if container == "safetensors":
+        return _read_safetensors(file_path)
+    if container != "torch":
+        raise MattingError(f"Unknown checkpoint container {container!r}; known: {', '.join(CONTAINERS)}.")
 
     import torch
 
@@ -813,6 +814,12 @@ def load_state_dict(file_path, file_format: str):
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+def container_for(file_path) -> str:
+    """The container of a file given by a user (an upload, ``--weights``), judged by its name."""
+    suffix = Path(file_path).suffix.lower()
+    return {".onnx": "onnx", ".tflite": "tflite", ".safetensors": "safetensors"}.get(suffix, "torch")
 
 
 def _torch_load_weights_only(file_path: Path):
@@ -847,80 +854,23 @@ def _refused_global(exc: Exception) -> str | None:
     return found.group(1).strip() if found else "an object the weights-only loader does not allow"
 
 
-def _check_onnx(file_path: Path) -> None:
+def _read_onnx(file_path: Path):
     import onnx
 
     try:
-        onnx.load(str(file_path), load_external_data=False)
+        return onnx.load(str(file_path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
         raise MattingError(f"{file_path} is not a readable ONNX model ({_short_reason(exc)}).") from None
 
 
-def check_state_dict(model, state_dict: Mapping) -> list[str]:
-    """Readable lines describing how ``state_dict`` does not fit ``model`` (empty when it fits)."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict
-               and not (k.endswith("num_batches_tracked") and k.replace("num_batches_tracked", "running_mean")
-                        in state_dict)]  # checkpoints from before PyTorch 0.4.1 lack these; torch fills them in
-    unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
-                  for k in expected if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)]
-    lines = []
-    for label, items, separator in (("missing keys", missing, ", "), ("unexpected keys", unexpected, ", "),
-                                    ("shape mismatches", mismatched, "; ")):
-        if items:
-            more = f" … and {len(items) - 5} more" if len(items) > 5 else ""
-            lines.append(f"{label} ({len(items)}): {separator.join(items[:5])}{more}")
-    return lines
+def _read_safetensors(file_path: Path):
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
 
-
-def load_into(model, state_dict: Mapping, what: str = "the checkpoint"):
-    """Load ``state_dict`` into ``model`` strictly, or raise a :class:`MattingError` that lists the
-    mismatches (and names the architecture the checkpoint seems to belong to)."""
-    problems = check_state_dict(model, state_dict)
-    if problems:
-        guess = guess_architecture(state_dict)
-        hint = f"\nThis looks like a checkpoint for {guess}." if guess else ""
-        raise MattingError(
-            f"{what} does not fit the {type(model).__name__} network:\n  - " + "\n  - ".join(problems) + hint +
-            "\nUse the checkpoint made for this method (python -m matting.weights list).")
-    model.load_state_dict(dict(state_dict), strict=True)
-    return model
-
-
-def load_weights(checkpoint_id: str, model):
-    """Resolve ``checkpoint_id`` (see :func:`require`), read it safely and load it into ``model``."""
-    item = entry(checkpoint_id)
-    file_path = require(item.id)
-    state = load_state_dict(file_path, item.format)
-    if state is None:
-        raise MattingError(f"'{item.id}' is a {item.format} file; its method adapter reads it directly.")
-    return load_into(model, state, what=f"{file_path.name} (checkpoint '{item.id}')")
-
-
-def guess_architecture(state_dict: Mapping) -> str | None:
-    """Name the network a state dict was saved from, by its key pattern (None when unknown)."""
-    keys = [k[len("module."):] if k.startswith("module.") else k for k in state_dict]
-    shapes = {k: tuple(getattr(v, "shape", ())) for k, v in zip(keys, state_dict.values())}
-    heads = {k.split(".", 1)[0] for k in keys}
-    if {"stage1", "stage6", "outconv"} <= heads:
-        width = shapes.get("stage1.rebnconv1.conv_s1.weight", (0,))[0]
-        return {32: "U²-Net (arch 'u2net')", 16: "U²-NetP (arch 'u2netp')"}.get(width, "a U²-Net variant")
-    if {"lr_branch", "hr_branch", "f_branch"} <= heads:
-        return "MODNet (arch 'modnet')"
-    if {"backbone", "aspp", "decoder"} <= heads:
-        if any(k.startswith("backbone.features.") for k in keys):
-            backbone = "mobilenetv2"
-        elif "backbone.layer3.22.conv1.weight" in shapes:
-            backbone = "resnet101"
-        else:
-            backbone = "resnet50"
-        arch = "bgmv2_refine" if "refiner" in heads else "bgmv2_base"
-        return f"BackgroundMattingV2 {'MattingRefine' if 'refiner' in heads else 'MattingBase'} " \
-               f"with a {backbone} backbone (arch '{arch}')"
-    if {"conv1_1", "conv6_1", "deconv1"} <= heads:
-        return "Deep Image Matting, huochaitiantang port (arch 'dim')"
-    return None
+    try:
+        return load_file(str(file_path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise MattingError(f"{file_path} is not a readable safetensors file ({_short_reason(exc)}).") from None
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -997,7 +947,7 @@ def _command_list(_args) -> int:
     entries = list(manifest().values())
     rows = [("id", "model", "size", "licence", "default", "status")]
     states = {e.id: status(e.id) for e in entries}
-    rows += [(e.id, e.model, e.size_text, e.licence, "yes" if e.default else "", states[e.id]) for e in entries]
+    rows += [(e.id, e.arch, e.size_text, e.licence, "yes" if e.default else "", states[e.id]) for e in entries]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for number, row in enumerate(rows):
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

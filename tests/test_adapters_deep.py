@@ -21,7 +21,7 @@ from PIL import Image
 
 import matting
 from matting import weights
-from matting.adapters import _torch, bgmv2, dim, modnet, u2net
+from matting.adapters import bgmv2, dim, modnet, torch_utils, u2net
 from matting.errors import MattingError
 from matting.models import create
 
@@ -282,14 +282,13 @@ def test_dim_runs_the_ports_deploy_pipeline(random_checkpoints):
 # --------------------------------------------------------------------------- weights handling
 
 def test_loaded_networks_are_cached_per_weights_file(random_checkpoints, tmp_path):
-    first = _torch.load_model("modnet", "modnet_photographic", state_dict_loader=modnet.modnet_state_dict)
-    assert _torch.load_model("modnet", "modnet_photographic", state_dict_loader=modnet.modnet_state_dict) is first
+    first = torch_utils.load_model("modnet", "modnet_photographic")
+    assert torch_utils.load_model("modnet", "modnet_photographic") is first
     other = tmp_path / "other.ckpt"
     torch.save(random_checkpoints["modnet_photographic"].state_dict(), other)
     weights.use_file("modnet_photographic", other)
     try:
-        assert _torch.load_model("modnet", "modnet_photographic",
-                                 state_dict_loader=modnet.modnet_state_dict) is not first
+        assert torch_utils.load_model("modnet", "modnet_photographic") is not first
     finally:
         weights.use_file("modnet_photographic", random_checkpoints["paths"]["modnet_photographic"])
 
@@ -305,7 +304,7 @@ def test_full_u2net_checkpoints_load_as_plain_state_dicts(tmp_path):
     torch.save(network.state_dict(), path)
     weights.use_file("u2net_human_seg", path)
     try:
-        loaded = _torch.load_model("u2net", "u2net_human_seg")
+        loaded = torch_utils.load_model("u2net", "u2net_human_seg")
     finally:
         weights.use_file("u2net_human_seg", None)
     assert type(loaded).__name__ == "U2NET" and not loaded.training

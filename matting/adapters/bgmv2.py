@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import MattingError
 from ..registry import register
 from ..spec import Card, Inputs, IntermediateMap, MethodOutput, MethodSpec, OutputMap, Param
-from . import _torch
+from . import torch_utils
 
 BACKBONES = {"mobilenetv2": "bgmv2_mobilenetv2", "resnet50": "bgmv2_resnet50", "resnet101": "bgmv2_resnet101"}
 PRESETS = {"HD": (0.25, 80_000), "4K": (0.125, 320_000)}
@@ -73,12 +73,12 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
             f"{backbone_size[1]}×{backbone_size[0]} pixels. Use a larger image or a larger backbone scale "
             "(preset 'custom').")
 
-    model = _torch.load_model(
+    model = torch_utils.load_model(
         "bgmv2_refine", BACKBONES[params["backbone"]], backbone=params["backbone"], backbone_scale=backbone_scale,
         refine_mode=params["refine_mode"], refine_sample_pixels=sample_pixels,
         refine_threshold=float(params["refine_threshold"]), refine_kernel_size=3)
-    with _torch.inference():
-        src, bgr = _torch.to_tensor(inputs.image), _torch.to_tensor(inputs.background)
+    with torch_utils.inference():
+        src, bgr = torch_utils.to_tensor(inputs.image), torch_utils.to_tensor(inputs.background)
         if pad_bottom or pad_right:
             src = F.pad(src, (0, pad_right, 0, pad_bottom), mode="replicate")
             bgr = F.pad(bgr, (0, pad_right, 0, pad_bottom), mode="replicate")
@@ -94,10 +94,10 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
         return np.clip(array[:height, :width], 0.0, 1.0)
 
     arrays = {
-        "coarse_alpha": crop(_torch.plane(coarse_alpha)),
-        "coarse_foreground": crop(_torch.rgb(coarse_foreground)),
-        "error": crop(_torch.plane(error)),
-        "refined_patches": crop(_torch.plane(refined)),
+        "coarse_alpha": crop(torch_utils.plane(coarse_alpha)),
+        "coarse_foreground": crop(torch_utils.rgb(coarse_foreground)),
+        "error": crop(torch_utils.plane(error)),
+        "refined_patches": crop(torch_utils.plane(refined)),
     }
     maps = {spec.name: IntermediateMap(arrays[spec.name], spec.kind,
                                        spec.description + (f" Refined: {refined_fraction:.1%} of the patches."
@@ -111,7 +111,7 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
     if pad_bottom or pad_right:
         warnings.append(f"BackgroundMattingV2 needs sides divisible by 4: the image was padded by {pad_right} "
                         f"column(s) and {pad_bottom} row(s) of repeated edge pixels, and the result cropped back.")
-    return MethodOutput(alpha=crop(_torch.plane(pha)), foreground=crop(_torch.rgb(fgr)), maps=maps,
+    return MethodOutput(alpha=crop(torch_utils.plane(pha)), foreground=crop(torch_utils.rgb(fgr)), maps=maps,
                         run_resolution=(full_width, full_height), warnings=warnings)
 
 

@@ -21,15 +21,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..io import to_uint8
+from ..models.constants import IMAGENET_MEAN, IMAGENET_STD
 from ..registry import register
 from ..spec import Card, Inputs, IntermediateMap, MethodOutput, MethodSpec, OutputMap, Param
-from . import _torch
+from . import torch_utils
 
 STRIDE = 32
 MAX_SIZE = 1600
 CHECKPOINT = "dim_stage1"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 OUTPUTS = (
     OutputMap("raw_alpha", "alpha",
@@ -52,16 +51,16 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
 
     height, width = inputs.shape
     run_height, run_width = input_size(height, width, int(params["max_size"]))
-    model = _torch.load_model("dim", CHECKPOINT)
+    model = torch_utils.load_model("dim", CHECKPOINT)
     image = cv2.resize(to_uint8(inputs.image), (run_width, run_height), interpolation=cv2.INTER_LINEAR)
     trimap = cv2.resize(inputs.trimap, (run_width, run_height), interpolation=cv2.INTER_LINEAR)
-    with _torch.inference():
-        rgb = _torch.to_tensor(image.astype(np.float32)) / 255.0
+    with torch_utils.inference():
+        rgb = torch_utils.to_tensor(image.astype(np.float32)) / 255.0
         mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=rgb.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=rgb.device).view(1, 3, 1, 1)
-        network_input = torch.cat(((rgb - mean) / std, _torch.to_tensor(trimap.astype(np.float32)) / 255.0), 1)
+        network_input = torch.cat(((rgb - mean) / std, torch_utils.to_tensor(trimap.astype(np.float32)) / 255.0), 1)
         pred_mattes, _ = model(network_input)
-    raw = cv2.resize(_torch.plane(pred_mattes), (width, height), interpolation=cv2.INTER_LINEAR)
+    raw = cv2.resize(torch_utils.plane(pred_mattes), (width, height), interpolation=cv2.INTER_LINEAR)
     alpha = raw.copy()
     alpha[inputs.trimap == 255] = 1.0
     alpha[inputs.trimap == 0] = 0.0

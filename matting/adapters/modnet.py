@@ -19,7 +19,7 @@ import numpy as np
 
 from ..registry import register
 from ..spec import Card, Inputs, IntermediateMap, MethodOutput, MethodSpec, OutputMap, Param
-from . import _torch
+from . import torch_utils
 
 REF_SIZE = 512
 STRIDE = 32
@@ -54,37 +54,22 @@ def input_size(height: int, width: int, ref_size: int = REF_SIZE) -> tuple[int, 
     return max(new_height, STRIDE), max(new_width, STRIDE)
 
 
-def modnet_state_dict(path, model) -> dict:
-    """Read an official (DataParallel) checkpoint; fill the shared backbone's second name if absent.
-
-    The semantic branch holds the encoder too, so ``state_dict()`` names every encoder tensor twice
-    (``backbone.*`` and ``lr_branch.backbone.*``); a checkpoint that lists only one name gets the other.
-    """
-    from .. import weights
-
-    state = dict(weights.load_state_dict(path, "dataparallel_state_dict"))
-    for ours, alias in (("backbone.", "lr_branch.backbone."), ("lr_branch.backbone.", "backbone.")):
-        for key in [k for k in state if k.startswith(ours)]:
-            state.setdefault(alias + key[len(ours):], state[key])
-    return state
-
-
 def compute(inputs: Inputs, params: dict) -> MethodOutput:
     import torch.nn.functional as F
 
     checkpoint = CHECKPOINTS[params["checkpoint"]]
-    model = _torch.load_model("modnet", checkpoint, state_dict_loader=modnet_state_dict)
+    model = torch_utils.load_model("modnet", checkpoint)
     height, width = inputs.shape
     run_height, run_width = input_size(height, width)
-    with _torch.inference():
-        image = (_torch.to_tensor(inputs.image) - 0.5) / 0.5
+    with torch_utils.inference():
+        image = (torch_utils.to_tensor(inputs.image) - 0.5) / 0.5
         image = F.interpolate(image, size=(run_height, run_width), mode="area")
         semantic, detail, matte = model(image, False)  # inference=False also returns the two branch maps
         matte = F.interpolate(matte, size=(height, width), mode="area")
         detail = F.interpolate(detail, size=(height, width), mode="area")
         semantic = F.interpolate(semantic, size=(height, width), mode="bilinear", align_corners=False)
-    alpha = _torch.plane(matte)
-    arrays = {"semantic": _torch.plane(semantic), "detail": _torch.plane(detail), "matte": alpha}
+    alpha = torch_utils.plane(matte)
+    arrays = {"semantic": torch_utils.plane(semantic), "detail": torch_utils.plane(detail), "matte": alpha}
     maps = {spec.name: IntermediateMap(np.clip(arrays[spec.name], 0, 1), spec.kind, spec.description)
             for spec in OUTPUTS}
     return MethodOutput(alpha=alpha, maps=maps, run_resolution=(run_width, run_height))

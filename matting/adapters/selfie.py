@@ -11,14 +11,12 @@ MediaPipe resizes with an affine warp rather than ``cv2.resize``; the masks agre
 """
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
-from ..errors import MattingError
 from ..io import to_uint8
 from ..registry import register
 from ..spec import Card, Inputs, IntermediateMap, MethodOutput, MethodSpec, OutputMap
+from . import torch_utils
 
 CHECKPOINT = "selfie_segmenter"
 INPUT_SIZE = 256
@@ -29,43 +27,13 @@ OUTPUTS = (
               "segmentation really has."),
 )
 
-_nets: dict[tuple, tuple] = {}
-_nets_lock = threading.Lock()
-
-
-def _net(path):
-    """One OpenCV network per model file, with the lock that serialises its (stateful) forward."""
-    import cv2
-
-    from .. import weights
-
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    with _nets_lock:
-        if key not in _nets:
-            weights.load_state_dict(path, "tflite")  # checks the TFLite identifier
-            if not hasattr(cv2.dnn, "readNetFromTFLite"):
-                raise MattingError(f"This OpenCV ({cv2.__version__}) cannot read TFLite models "
-                                   "(cv2.dnn.readNetFromTFLite needs OpenCV ≥ 4.8).")
-            try:
-                _nets[key] = (cv2.dnn.readNetFromTFLite(str(path)), threading.Lock())
-            except cv2.error as exc:
-                raise MattingError(f"OpenCV could not read {path} as a TFLite model: {exc}") from None
-        return _nets[key]
-
-
 def segment(image: np.ndarray) -> np.ndarray:
     """Float32 256×256 person probability for an RGB float image in [0, 1]."""
     import cv2
 
-    from .. import weights
-
-    net, lock = _net(weights.require(CHECKPOINT))
+    segmenter = torch_utils.load_model("selfie_segmenter", CHECKPOINT)
     blob = cv2.dnn.blobFromImage(to_uint8(image), 1.0 / 255.0, (INPUT_SIZE, INPUT_SIZE), swapRB=False, crop=False)
-    with lock:
-        net.setInput(blob)
-        output = net.forward()
-    return np.asarray(output, np.float32).reshape(INPUT_SIZE, INPUT_SIZE)
+    return segmenter(blob)
 
 
 def compute(inputs: Inputs, params: dict) -> MethodOutput:

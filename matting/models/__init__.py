@@ -1,41 +1,36 @@
-"""Network architectures, one file each (pure ``nn.Module``s, no I/O).
+"""Network architectures, one file each: pure ``nn.Module``s with the official parameter names.
 
-``create(arch, **kwargs)`` builds a network by the official class's constructor arguments:
+Each architecture file registers its networks with
+:func:`~matting.models.registry.register_architecture`, together with what belongs to the network:
+how its published checkpoints are read, how its state dicts are recognised, its input conventions.
+Nothing here lists the files: they are found when first needed (see :mod:`matting.models.registry`),
+so adding a network is adding its file (or, from another package, an entry point in the group
+``matting.architectures``).
 
-=================  ==========================================================================
-arch               official class and constructor arguments
-=================  ==========================================================================
-``u2net``          ``U2NET(in_ch=3, out_ch=1)``
-``u2netp``         ``U2NETP(in_ch=3, out_ch=1)``
-``modnet``         ``MODNet(in_channels=3, hr_channels=32, backbone_arch='mobilenetv2')``
-``bgmv2_base``     ``MattingBase(backbone)``
-``bgmv2_refine``   ``MattingRefine(backbone, backbone_scale, refine_mode, refine_sample_pixels,
-                   refine_threshold, ...)``
-``dim``            ``VGG16(stage)`` of the huochaitiantang Deep Image Matting port
-=================  ==========================================================================
+>>> from matting import models
+>>> models.architectures()                                   # doctest: +SKIP
+['bgmv2_base', 'bgmv2_refine', 'dim', 'modnet', 'selfie_segmenter', 'u2net', 'u2netp']
+>>> net = models.create("u2netp", checkpoint="u2netp")      # doctest: +SKIP  (ready: weights, eval mode)
+>>> bare = models.create("modnet", hr_channels=32)          # doctest: +SKIP  (official kwargs, no weights)
+
+``python -m matting methods`` and :func:`describe` print each architecture with its official class.
 """
-from importlib import import_module
+from .checkpoints import check_state_dict, create, load_into, resolve, strip_prefix
+from .registry import (Architecture, InputConfig, add_architecture, architectures, get_architecture,
+                       guess_architecture, register_architecture, remove_architecture)
 
-_ARCHITECTURES = {
-    "u2net": ("u2net", "U2NET"),
-    "u2netp": ("u2net", "U2NETP"),
-    "modnet": ("modnet", "MODNet"),
-    "bgmv2_base": ("bgmv2", "MattingBase"),
-    "bgmv2_refine": ("bgmv2", "MattingRefine"),
-    "dim": ("dim", "DIM"),
-}
-
-
-def architectures():
-    return sorted(_ARCHITECTURES)
+__all__ = [
+    "Architecture", "InputConfig", "add_architecture", "architectures", "check_state_dict", "create",
+    "describe", "get_architecture", "guess_architecture", "input_config", "load_into",
+    "register_architecture", "remove_architecture", "resolve", "strip_prefix",
+]
 
 
-def create(arch, **kwargs):
-    """Build the network ``arch`` (see the module docstring) with the official arguments."""
-    try:
-        module_name, class_name = _ARCHITECTURES[arch]
-    except KeyError:
-        from ..errors import MattingError
-        raise MattingError(f"Unknown architecture {arch!r}; known: {', '.join(architectures())}.") from None
-    cls = getattr(import_module(f"{__name__}.{module_name}"), class_name)
-    return cls(**kwargs)
+def input_config(arch: str) -> InputConfig | None:
+    """The input conventions architecture ``arch`` declares (mean/std, value range, size rule)."""
+    return get_architecture(arch).input_config
+
+
+def describe() -> list[tuple[str, str]]:
+    """(architecture, official class and arguments) for every architecture."""
+    return [(name, get_architecture(name).description) for name in architectures()]

@@ -62,7 +62,7 @@ class InvertedResidual(nn.Module):
                  dilation: int = 1):
         super().__init__()
         if stride not in (1, 2):
-            raise ValueError(f"stride must be 1 or 2, got {stride}")
+            raise MattingError(f"stride must be 1 or 2, got {stride}.")
         hidden = round(in_channels * expand_ratio)
         self.use_residual = stride == 1 and in_channels == out_channels
 
@@ -174,7 +174,7 @@ class ResNet(nn.Module):
                  replace_stride_with_dilation: Sequence[bool] = (False, False, False)):
         super().__init__()
         if len(layers) != 4 or len(replace_stride_with_dilation) != 3:
-            raise ValueError("layers needs 4 entries and replace_stride_with_dilation 3")
+            raise MattingError("layers needs 4 entries and replace_stride_with_dilation 3.")
         self._in_channels = 64
         self._dilation = 1
 

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from ..errors import MattingError
 from .backbones import ASPP, RESNET_LAYERS, MobileNetV2, ResNet
+from .registry import InputConfig, register_architecture
 
 __all__ = [
     "BACKBONES",
@@ -367,3 +368,32 @@ def _replace_patches(image: torch.Tensor, patches: torch.Tensor, index) -> torch
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise MattingError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}.")
+
+
+def recognise(shapes):
+    """'BackgroundMattingV2 …' for a state dict with its module names, with the backbone it uses."""
+    heads = {k.split(".", 1)[0] for k in shapes}
+    if not {"backbone", "aspp", "decoder"} <= heads:
+        return None
+    if any(k.startswith("backbone.features.") for k in shapes):
+        backbone = "mobilenetv2"
+    elif "backbone.layer3.22.conv1.weight" in shapes:
+        backbone = "resnet101"
+    else:
+        backbone = "resnet50"
+    refine = "refiner" in heads
+    return (f"BackgroundMattingV2 {'MattingRefine' if refine else 'MattingBase'} with a {backbone} backbone "
+            f"(arch '{'bgmv2_refine' if refine else 'bgmv2_base'}')")
+
+
+INPUT = InputConfig(
+    channels=("R", "G", "B", "background R", "background G", "background B"), value_range=(0.0, 1.0),
+    size_rule="any size with sides multiples of 4; the base network runs at backbone_scale",
+    example_size=(1080, 1920), stride=4,
+)
+
+register_architecture("bgmv2_base", recognise=recognise, input_config=INPUT,
+                      description="MattingBase(backbone)")(MattingBase)
+register_architecture("bgmv2_refine", recognise=recognise, input_config=INPUT,
+                      description="MattingRefine(backbone, backbone_scale, refine_mode, refine_sample_pixels, "
+                                  "refine_threshold, ...)")(MattingRefine)

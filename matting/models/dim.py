@@ -19,7 +19,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DIM"]
+from ..errors import MattingError
+from .constants import IMAGENET_MEAN, IMAGENET_STD
+from .registry import InputConfig, register_architecture
+
+__all__ = ["DIM", "INPUT"]
+
+INPUT = InputConfig(
+    channels=("R", "G", "B", "trimap"), value_range=(0.0, 1.0), mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    size_rule="each side rounded down to a multiple of 32 and capped at max_size (1600) separately; the trimap "
+              "channel is trimap / 255 (not normalised)",
+    example_size=(320, 320), stride=32,
+)
+
+
+def recognise(shapes):
+    heads = {k.split(".", 1)[0] for k in shapes}
+    return ("Deep Image Matting, huochaitiantang port (arch 'dim')"
+            if {"conv1_1", "conv6_1", "deconv1"} <= heads else None)
 
 # (name, in_channels, out_channels) of the 3×3 encoder convolutions, grouped by pooling block.
 _ENCODER_BLOCKS = [
@@ -40,6 +57,8 @@ _DECODER_CONVS = [
 ]
 
 
+@register_architecture("dim", recognise=recognise, input_config=INPUT,
+                       description="VGG16(stage) of the huochaitiantang Deep Image Matting port")
 class DIM(nn.Module):
     """The port's ``VGG16(args)``; ``stage`` is the port's ``args.stage``.
 
@@ -57,7 +76,7 @@ class DIM(nn.Module):
     def __init__(self, stage=1):
         super().__init__()
         if stage not in (0, 1, 2, 3):
-            raise ValueError(f"DIM stage must be 0, 1, 2 or 3, got {stage!r}")
+            raise MattingError(f"DIM stage must be 0, 1, 2 or 3, got {stage!r}.")
         self.stage = stage
 
         for block in _ENCODER_BLOCKS:

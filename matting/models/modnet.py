@@ -4,7 +4,7 @@ Decomposition", AAAI 2022).
 Follows github.com/ZHKKKe/MODNet ``src/models/modnet.py`` and its MobileNetV2 backbone
 (``src/models/backbones/wrapper.py``, ``mobilenetv2.py``): same constructor arguments,
 ``forward(img, inference)`` outputs and ``state_dict()`` keys, so the released
-``modnet_*_portrait_matting.ckpt`` files load after :func:`strip_dataparallel_prefix`.
+``modnet_*_portrait_matting.ckpt`` files load through :func:`checkpoint_filter`.
 
 Three branches share one MobileNetV2 encoder (input RGB normalised to [-1, 1]):
 
@@ -27,9 +27,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import MattingError
+from .registry import InputConfig, register_architecture
 
 __all__ = [
     "MODNet",
+    "INPUT",
+    "checkpoint_filter",
     "MobileNetV2Backbone",
     "LRBranch",
     "HRBranch",
@@ -385,3 +388,32 @@ def strip_dataparallel_prefix(state_dict: Mapping[str, torch.Tensor], prefix: st
         (key[len(prefix):] if key.startswith(prefix) else key, value)
         for key, value in state_dict.items()
     )
+
+
+def checkpoint_filter(checkpoint: Mapping[str, torch.Tensor], model=None) -> dict:
+    """An official (DataParallel) checkpoint as this network's state dict.
+
+    The semantic branch holds the encoder too, so ``state_dict()`` names every encoder tensor twice
+    (``backbone.*`` and ``lr_branch.backbone.*``); a checkpoint that lists only one name gets the other.
+    """
+    state = dict(strip_dataparallel_prefix(checkpoint))
+    for ours, alias in (("backbone.", "lr_branch.backbone."), ("lr_branch.backbone.", "backbone.")):
+        for key in [k for k in state if k.startswith(ours)]:
+            state.setdefault(alias + key[len(ours):], state[key])
+    return state
+
+
+def recognise(shapes):
+    heads = {k.split(".", 1)[0] for k in shapes}
+    return "MODNet (arch 'modnet')" if {"lr_branch", "hr_branch", "f_branch"} <= heads else None
+
+
+INPUT = InputConfig(
+    channels=("R", "G", "B"), value_range=(0.0, 1.0), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+    size_rule="shorter side 512 when both sides are below or above 512 (else kept), both rounded down to "
+              "multiples of 32, 'area' resize",
+    example_size=(512, 512), stride=32,
+)
+
+register_architecture("modnet", checkpoint_filter=checkpoint_filter, recognise=recognise, input_config=INPUT,
+                      description="MODNet(in_channels=3, hr_channels=32, backbone_arch='mobilenetv2')")(MODNet)

@@ -11,7 +11,37 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ConvBnRelu", "RSU", "U2NET", "U2NETP"]
+from ..errors import MattingError
+from .constants import IMAGENET_MEAN, IMAGENET_STD
+from .registry import InputConfig, register_architecture
+
+__all__ = ["ConvBnRelu", "RSU", "U2NET", "U2NETP", "INPUT", "checkpoint_filter"]
+
+INPUT = InputConfig(
+    channels=("R", "G", "B"), value_range=(0.0, 1.0), mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    size_rule="320×320 (aspect ratio not kept); the image is divided by its maximum before mean/std",
+    example_size=(320, 320),
+)
+
+
+def checkpoint_filter(checkpoint, model):
+    """Official ``.pth`` state dicts load as they are; an ONNX graph (rembg's ``u2netp.onnx``, whose
+    BatchNorms are folded into the convolutions) is unfolded back into a state dict with identity
+    BatchNorms (:mod:`matting.models.onnx_fold`)."""
+    if isinstance(checkpoint, dict):
+        return checkpoint
+    from .onnx_fold import state_dict_from_folded_onnx
+
+    return state_dict_from_folded_onnx(checkpoint, model)
+
+
+def recognise(shapes):
+    """'U²-Net …' for a state dict with U²-Net's stage names, by the width of its first stage."""
+    heads = {k.split(".", 1)[0] for k in shapes}
+    if {"stage1", "stage6", "outconv"} <= heads:
+        width = shapes.get("stage1.rebnconv1.conv_s1.weight", (0,))[0]
+        return {32: "U²-Net (arch 'u2net')", 16: "U²-NetP (arch 'u2netp')"}.get(width, "a U²-Net variant")
+    return None
 
 
 def upsample_like(source, target):
@@ -52,7 +82,7 @@ class RSU(nn.Module):
     def __init__(self, height, in_ch, mid_ch, out_ch, dilated=False):
         super().__init__()
         if height < 2:
-            raise ValueError(f"RSU height must be at least 2, got {height}")
+            raise MattingError(f"RSU height must be at least 2, got {height}.")
         self.height = height
         self.dilated = dilated
 
@@ -142,6 +172,8 @@ class _U2NetBase(nn.Module):
         return tuple(torch.sigmoid(logits) for logits in [d0] + side_logits)
 
 
+@register_architecture("u2net", checkpoint_filter=checkpoint_filter, recognise=recognise, input_config=INPUT,
+                       description="U2NET(in_ch=3, out_ch=1)")
 class U2NET(_U2NetBase):
     """The full U²-Net (176 MB checkpoint); official ``U2NET(in_ch, out_ch)``."""
 
@@ -154,6 +186,8 @@ class U2NET(_U2NetBase):
         )
 
 
+@register_architecture("u2netp", checkpoint_filter=checkpoint_filter, recognise=recognise, input_config=INPUT,
+                       description="U2NETP(in_ch=3, out_ch=1)")
 class U2NETP(_U2NetBase):
     """The small U²-Net† (4.7 MB checkpoint); official ``U2NETP(in_ch, out_ch)``."""
 

@@ -129,20 +129,12 @@ def _smoke_run(spec, checkpoint_id: str) -> bool:
 
 
 def _model_check(checkpoint_id: str, path: Path) -> None:
-    """Fallback when no method run can exercise the file: read it and fit it to the bare network."""
-    weights = _weights()
-    item = weights.entry(checkpoint_id)
-    state = weights.load_state_dict(path, item.format)
-    from ..models import architectures, create
+    """Fallback when no method run can exercise the file: build its network from it (the architecture
+    reads, converts and strictly loads it, as every run does)."""
+    from ..models import create
 
-    if item.model not in architectures() or (state is None and item.format != "onnx_bn_folded"):
-        return
-    model = create(item.model, **dict(item.model_kwargs))
-    if state is None:
-        from ..onnx_convert import state_dict_from_folded_onnx
-
-        state = state_dict_from_folded_onnx(str(path), model)
-    weights.load_into(model, state, what=f"The uploaded file {path.name!r}")
+    item = _weights().entry(checkpoint_id)
+    create(item.arch, checkpoint=path, container=item.container, **dict(item.model_kwargs))
 
 
 def _stored_copy(checkpoint_id: str, file_path: Path) -> Path:
@@ -183,7 +175,7 @@ def use_uploaded_checkpoint(checkpoint_id: str, file_path, spec=None) -> str:
         spec = next((m for m in methods() if item.id in m.weights), None)
     with _lock:
         try:
-            weights.load_state_dict(path, item.format)  # refuses pickled code and unreadable files
+            weights.read_checkpoint(path, item.container)  # refuses pickled code and unreadable files
             stored = _stored_copy(item.id, path)
             weights.use_file(item.id, stored)
             try:

@@ -1,4 +1,4 @@
-"""``matting.onnx_convert``: BatchNorm-folded ONNX graphs back into PyTorch ``state_dict``s."""
+"""``matting.models.onnx_fold``: BatchNorm-folded ONNX graphs back into PyTorch ``state_dict``s."""
 import hashlib
 import io
 import warnings
@@ -14,7 +14,7 @@ from matting.errors import MattingError
 from matting.models.dim import DIM
 from matting.models.random_init import recipe_like_weights_
 from matting.models.u2net import U2NET, U2NETP
-from matting.onnx_convert import state_dict_from_folded_onnx
+from matting.models.onnx_fold import state_dict_from_folded_onnx
 from matting.paths import weights_dir
 
 U2NETP_CONVS = 119

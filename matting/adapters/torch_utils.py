@@ -1,13 +1,14 @@
-"""Shared helpers for the deep adapters: build a network, load its weights through
-:mod:`matting.weights`, keep it loaded, run it without autograd, and move arrays in and out.
+"""Shared helpers for the deep adapters: keep ready networks loaded, run them without autograd, and
+move arrays in and out.
 
 Torch is imported lazily (inside the functions), so importing the adapters stays cheap.
 
-* :func:`load_model` builds ``matting.models.create(arch, **kwargs)``, loads the checkpoint that
-  :func:`matting.weights.require` resolves (a user override first, then the stored file; a missing
-  file raises its :class:`~matting.errors.MattingError` with the fetch command) and caches the ready
-  network per (arch, kwargs, weights file, device) in this process. The cache is thread-safe and
-  bounded (least recently used first out).
+* :func:`load_model` is ``matting.models.create(arch, checkpoint=checkpoint_id, **kwargs)`` (which
+  resolves, reads, converts and loads the checkpoint; a missing file raises its
+  :class:`~matting.errors.MattingError` with the fetch command), moved to :func:`device` and cached per
+  (arch, kwargs, weights file, device) in this process. The cache is thread-safe and bounded (least
+  recently used first out), so one-off ``matting.run`` calls stay fast; a
+  :func:`matting.session` holds its network itself.
 * :func:`inference` is ``torch.inference_mode()``.
 * :func:`to_tensor` / :func:`plane` / :func:`rgb` convert between numpy H×W×C / H×W arrays and
   1×C×H×W float32 tensors.
@@ -20,9 +21,6 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from pathlib import Path
-from typing import Callable
-
 import numpy as np
 
 from ..errors import MattingError
@@ -57,41 +55,26 @@ def inference():
     return torch.inference_mode()
 
 
-StateDictLoader = Callable[[Path, object], dict]
-
-
-def load_model(arch: str, checkpoint_id: str, state_dict_loader: StateDictLoader | None = None, **model_kwargs):
+def load_model(arch: str, checkpoint_id: str, **model_kwargs):
     """The network ``arch`` with the weights of checkpoint ``checkpoint_id``, in eval mode, cached.
 
-    ``model_kwargs`` are the constructor arguments (merged over the manifest entry's
-    ``model_kwargs``). ``state_dict_loader(path, model)`` reads formats that
-    :func:`matting.weights.load_state_dict` leaves to the adapter (a BatchNorm-folded ONNX graph).
+    ``model_kwargs`` are constructor arguments, merged over the manifest entry's ``model_kwargs``.
     """
-    from .. import weights
-    from ..models import create
+    from .. import models, weights
 
-    item = weights.entry(checkpoint_id)
     path = weights.require(checkpoint_id)  # MattingError with the fetch command when missing
-    kwargs = {**dict(item.model_kwargs), **model_kwargs}
+    kwargs = {**dict(weights.entry(checkpoint_id).model_kwargs), **model_kwargs}
     stat = path.stat()
-    target = device()
+    target = device() if models.get_architecture(arch).is_torch else None  # a runtime graph needs no torch
     key = (arch, tuple(sorted(kwargs.items())), str(path), stat.st_size, stat.st_mtime_ns, str(target))
     with _lock:
         model = _models.get(key)
         if model is not None:
             _models.move_to_end(key)
             return model
-        model = create(arch, **kwargs)
-        if state_dict_loader is not None:
-            state = state_dict_loader(path, model)
-        else:
-            state = weights.load_state_dict(path, item.format)
-            if state is None:
-                raise MattingError(f"'{item.id}' is a {item.format} file and needs its adapter's own reader.")
-        weights.load_into(model, state, what=f"{path.name} (checkpoint '{item.id}')")
-        model.eval().to(target)
-        for parameter in model.parameters():
-            parameter.requires_grad_(False)
+        model = models.create(arch, checkpoint=checkpoint_id, **model_kwargs)
+        if target is not None:
+            model = model.to(target)
         _models[key] = model
         while len(_models) > MAX_CACHED_MODELS:
             _models.popitem(last=False)

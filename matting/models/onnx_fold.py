@@ -24,7 +24,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from .errors import MattingError
+from ..errors import MattingError
 
 __all__ = ["state_dict_from_folded_onnx"]
 
@@ -95,6 +95,8 @@ def _key(module_name, tensor_name):
 
 
 def _load_graph(onnx_path_or_bytes) -> onnx.GraphProto:
+    if isinstance(onnx_path_or_bytes, onnx.ModelProto):  # already read (matting.weights.read_checkpoint)
+        return onnx_path_or_bytes.graph
     try:
         if isinstance(onnx_path_or_bytes, (bytes, bytearray, memoryview)):
             return onnx.load_model_from_string(bytes(onnx_path_or_bytes)).graph
