@@ -372,6 +372,19 @@ def status(checkpoint_id: str) -> str:
     return _stored_file_status(item, item.local_path)
 
 
+USABLE = ("present", "unverified", "override")
+
+
+def usable(checkpoint_id: str) -> bool:
+    """True when ``checkpoint_id`` can be loaded now without a download: a verified or unverified stored
+    file, or a user-supplied one (:func:`use_file`, ``MATTING_WEIGHTS_<ID>``). The one readiness rule
+    that the CLI, the app and the benchmarks share; an unknown id is simply not usable."""
+    try:
+        return status(checkpoint_id) in USABLE
+    except MattingError:
+        return False
+
+
 def path(checkpoint_id: str) -> Path | None:
     """The file to load for ``checkpoint_id``: a user override, or a stored file that is not known
     to be corrupt; ``None`` when there is none."""
