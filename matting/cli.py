@@ -11,7 +11,8 @@ import numpy as np
 from . import composite, io, metrics
 from .visualise import map_picture
 from .errors import MattingError
-from .registry import get, methods, run
+from .registry import get, methods
+from .runner import run
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -18,6 +18,7 @@ FAMILIES = {
 INPUT_NAMES = ("trimap", "scribbles", "background")
 INPUT_LABELS = {"trimap": "a trimap", "scribbles": "scribbles", "background": "a background plate"}
 MAP_KINDS = ("alpha", "error", "rgb", "overlay", "trimap")
+FOREGROUND_ESTIMATORS = ("none", "multilevel", "closed_form")  # besides a method's own ('model')
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class Param:
     choices: tuple = ()
     log_scale: bool = False
     label: str | None = None
+    # For a choice that picks a checkpoint: choice value → manifest id (the app's uploads, the CLI's
+    # --weights and the smoke tests read which value loads which file from here).
+    checkpoints: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def title(self) -> str:
@@ -166,21 +170,28 @@ class MethodSpec:
 
     ``required_inputs`` must all be given; of ``one_of_inputs`` exactly one must be given (e.g. a trimap
     or scribbles); ``optional_inputs`` may be given. The image is always required.
+
+    ``compute(inputs, params)`` returns a :class:`MethodOutput`. A method with something expensive to
+    prepare once (a network to load) also declares ``load(params)``; its result is then handed to compute
+    as a third argument, ``compute(inputs, params, loaded)``, and a :func:`matting.session` keeps it for
+    every image or frame. ``load`` raises :class:`MattingError` when weights are missing.
     """
 
     id: str
     name: str
     family: str  # key of FAMILIES
-    compute: Callable[[Inputs, dict], MethodOutput]
+    compute: Callable[..., MethodOutput]
     card: Card
     params: tuple[Param, ...] = ()
     required_inputs: tuple[str, ...] = ()
     one_of_inputs: tuple[str, ...] = ()
     optional_inputs: tuple[str, ...] = ()
     outputs: tuple[OutputMap, ...] = ()
-    weights: tuple[str, ...] = ()  # manifest ids; the first present one is used unless a param chooses
+    weights: tuple[str, ...] = ()  # manifest ids; a Param with ``checkpoints`` picks one, else the first
     provides_foreground: bool = False
     scribbles_note: str = ""  # why a method does not take scribbles, if it does not
+    load: Callable[[dict], Any] | None = None
+    unavailable: str = ""  # non-empty: the method is listed with its card but cannot run, and this says why
 
     @property
     def accepted_inputs(self) -> tuple[str, ...]:
@@ -195,8 +206,37 @@ class MethodSpec:
                 return p
         raise KeyError(name)
 
+    def missing_inputs(self, given) -> list[str]:
+        """Labels of what is still needed besides the image, given the names of the inputs present
+        (an empty list when the method can run). The one rule for the runner, the app and the CLI."""
+        given = set(given)
+        missing = [INPUT_LABELS[n] for n in self.required_inputs if n not in given]
+        if self.one_of_inputs and not given & set(self.one_of_inputs):
+            missing.append(" or ".join(INPUT_LABELS[n] for n in self.one_of_inputs))
+        return missing
+
     def describe_needs(self) -> str:
-        parts = [INPUT_LABELS[n] for n in self.required_inputs]
-        if self.one_of_inputs:
-            parts.append(" or ".join(INPUT_LABELS[n] for n in self.one_of_inputs))
-        return "image" + "".join(f" + {p}" for p in parts)
+        return "image" + "".join(f" + {p}" for p in self.missing_inputs(()))
+
+    @property
+    def checkpoint_param(self) -> Param | None:
+        """The parameter whose choice picks the checkpoint, if the method has several."""
+        return next((p for p in self.params if p.checkpoints), None)
+
+    def checkpoint_for(self, params: Mapping) -> str | None:
+        """The manifest id that a run with ``params`` loads (None for a method without weights)."""
+        chooser = self.checkpoint_param
+        if chooser is not None:
+            return chooser.checkpoints[params.get(chooser.name, chooser.default)]
+        return self.weights[0] if self.weights else None
+
+    def params_selecting(self, checkpoint_id: str) -> dict | None:
+        """Parameter values that make a run load ``checkpoint_id`` ({} when nothing needs choosing),
+        or None when no run of this method loads it."""
+        if checkpoint_id not in self.weights:
+            return None
+        chooser = self.checkpoint_param
+        if chooser is None:
+            return {} if checkpoint_id == self.weights[0] else None
+        return next(({chooser.name: value} for value, cid in chooser.checkpoints.items() if cid == checkpoint_id),
+                    None)

@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 
 from .errors import MattingError
-from .io import Scribbles, load_mask
-from .registry import check_trimap_content
+from .io import Scribbles, load_image, load_mask
 
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
 
 __all__ = [
-    "from_mask", "from_layers", "from_scribbles", "dense_from_scribbles", "validate", "unknown_fraction",
+    "from_mask", "from_layers", "from_scribbles", "dense_from_scribbles", "validate", "check_scribbles",
+    "unknown_fraction",
     "BACKGROUND", "UNKNOWN", "FOREGROUND",
 ]
 
@@ -100,12 +100,18 @@ def dense_from_scribbles(image, scribbles: Scribbles, confidence: float = 0.02, 
     unknown, and the unknown region is widened by ``band`` pixels so every soft edge is inside it.
     Strokes always keep their own label.
     """
-    from .registry import run
+    from . import _pymatting as pm
 
     band = _check_width(band, "band")
     if not 0.0 < confidence < 0.5:
         raise MattingError(f"The confidence margin must be between 0 and 0.5; got {confidence!r}.")
-    alpha = run("closed_form", image, scribbles=scribbles, epsilon=epsilon, foreground="none").alpha
+    image = load_image(image)
+    if scribbles.foreground.shape != image.shape[:2]:
+        raise MattingError(f"The scribbles are {scribbles.foreground.shape[1]}×{scribbles.foreground.shape[0]} "
+                           f"but the image is {image.shape[1]}×{image.shape[0]}.")
+    check_scribbles(scribbles)
+    sparse = scribbles.as_sparse_trimap().astype(np.float64) / 255.0
+    alpha = pm.estimate_alpha_cf(image.astype(np.float64), sparse, laplacian_kwargs={"epsilon": epsilon})
     certain_fg = alpha >= 1.0 - confidence
     certain_bg = alpha <= confidence
     trimap = np.full(alpha.shape, UNKNOWN, np.uint8)
@@ -118,8 +124,22 @@ def dense_from_scribbles(image, scribbles: Scribbles, confidence: float = 0.02, 
 
 def validate(trimap: np.ndarray, name: str = "trimap") -> np.ndarray:
     """Raise MattingError unless the trimap has foreground, background and unknown pixels."""
-    check_trimap_content(trimap, name)
+    missing = [label for value, label in ((FOREGROUND, "definite foreground (white, 255)"),
+                                          (BACKGROUND, "definite background (black, 0)"),
+                                          (UNKNOWN, "unknown (grey, 128)")) if not (trimap == value).any()]
+    if missing:
+        raise MattingError(
+            f"The {name} has no {' and no '.join(missing)} pixels; a trimap needs all three regions."
+        )
     return trimap
+
+
+def check_scribbles(scribbles: Scribbles) -> Scribbles:
+    """Raise MattingError unless there is at least one foreground and one background stroke."""
+    if not scribbles.foreground.any() or not scribbles.background.any():
+        which = "foreground" if not scribbles.foreground.any() else "background"
+        raise MattingError(f"The scribbles have no {which} strokes; draw at least one stroke of each kind.")
+    return scribbles
 
 
 def unknown_fraction(trimap: np.ndarray) -> float:

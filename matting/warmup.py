@@ -1,7 +1,8 @@
 """Compile pymatting's numba kernels into the project cache once (run by setup): ``python -m matting.warmup``."""
 import time
 
-from .registry import estimate_foreground, methods, run
+from .registry import methods
+from .runner import estimate_foreground, run
 from .synthetic import make_composite
 
 

@@ -59,7 +59,16 @@ def settings(params: dict) -> tuple[float, int]:
     return float(params["backbone_scale"]), int(params["refine_sample_pixels"])
 
 
-def compute(inputs: Inputs, params: dict) -> MethodOutput:
+def load(params: dict):
+    """The MattingRefine network for these parameters, with the chosen backbone's official weights."""
+    backbone_scale, sample_pixels = settings(params)
+    return torch_utils.load_model(
+        "bgmv2_refine", BACKBONES[params["backbone"]], backbone=params["backbone"], backbone_scale=backbone_scale,
+        refine_mode=params["refine_mode"], refine_sample_pixels=sample_pixels,
+        refine_threshold=float(params["refine_threshold"]), refine_kernel_size=3)
+
+
+def compute(inputs: Inputs, params: dict, model) -> MethodOutput:
     import torch.nn.functional as F
 
     height, width = inputs.shape
@@ -73,10 +82,6 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
             f"{backbone_size[1]}×{backbone_size[0]} pixels. Use a larger image or a larger backbone scale "
             "(preset 'custom').")
 
-    model = torch_utils.load_model(
-        "bgmv2_refine", BACKBONES[params["backbone"]], backbone=params["backbone"], backbone_scale=backbone_scale,
-        refine_mode=params["refine_mode"], refine_sample_pixels=sample_pixels,
-        refine_threshold=float(params["refine_threshold"]), refine_kernel_size=3)
     with torch_utils.inference():
         src, bgr = torch_utils.to_tensor(inputs.image), torch_utils.to_tensor(inputs.background)
         if pad_bottom or pad_right:
@@ -116,12 +121,13 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
 
 
 SPEC = MethodSpec(
-    id="bgmv2", name="Background Matting V2", family="background", compute=compute,
+    id="bgmv2", name="Background Matting V2", family="background", compute=compute, load=load,
     required_inputs=("background",), provides_foreground=True,
     params=(
         Param("backbone", "mobilenetv2",
               "Encoder of the base network; each has its own official checkpoint (MobileNetV2 20 MB, "
-              "ResNet-50 161 MB, ResNet-101 237 MB).", kind="choice", choices=tuple(BACKBONES), label="Backbone"),
+              "ResNet-50 161 MB, ResNet-101 237 MB).", kind="choice", choices=tuple(BACKBONES), label="Backbone",
+              checkpoints=BACKBONES),
         Param("preset", "HD",
               "The authors' recommended settings: HD = backbone_scale 0.25 and 80,000 refined pixels (for "
               "~1920×1080), 4K = 0.125 and 320,000 (for ~3840×2160); 'custom' uses the two values below.",

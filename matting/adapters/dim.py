@@ -45,13 +45,16 @@ def input_size(height: int, width: int, max_size: int = MAX_SIZE) -> tuple[int, 
             max(STRIDE, min(max_size, width - width % STRIDE)))
 
 
-def compute(inputs: Inputs, params: dict) -> MethodOutput:
+def load(params: dict):
+    return torch_utils.load_model("dim", CHECKPOINT)
+
+
+def compute(inputs: Inputs, params: dict, model) -> MethodOutput:
     import cv2
     import torch
 
     height, width = inputs.shape
     run_height, run_width = input_size(height, width, int(params["max_size"]))
-    model = torch_utils.load_model("dim", CHECKPOINT)
     image = cv2.resize(to_uint8(inputs.image), (run_width, run_height), interpolation=cv2.INTER_LINEAR)
     trimap = cv2.resize(inputs.trimap, (run_width, run_height), interpolation=cv2.INTER_LINEAR)
     with torch_utils.inference():
@@ -69,7 +72,7 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
 
 
 SPEC = MethodSpec(
-    id="dim", name="Deep Image Matting", family="trimap", compute=compute,
+    id="dim", name="Deep Image Matting", family="trimap", compute=compute, load=load,
     one_of_inputs=("trimap",),
     scribbles_note="It was trained on dense trimaps. Turn scribbles into a trimap first "
                    "(matting.trimap.dense_from_scribbles, or 'Strokes → trimap' in the app).",

@@ -54,11 +54,13 @@ def input_size(height: int, width: int, ref_size: int = REF_SIZE) -> tuple[int, 
     return max(new_height, STRIDE), max(new_width, STRIDE)
 
 
-def compute(inputs: Inputs, params: dict) -> MethodOutput:
+def load(params: dict):
+    return torch_utils.load_model("modnet", CHECKPOINTS[params["checkpoint"]])
+
+
+def compute(inputs: Inputs, params: dict, model) -> MethodOutput:
     import torch.nn.functional as F
 
-    checkpoint = CHECKPOINTS[params["checkpoint"]]
-    model = torch_utils.load_model("modnet", checkpoint)
     height, width = inputs.shape
     run_height, run_width = input_size(height, width)
     with torch_utils.inference():
@@ -76,11 +78,12 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
 
 
 SPEC = MethodSpec(
-    id="modnet", name="MODNet (portrait)", family="automatic", compute=compute,
+    id="modnet", name="MODNet (portrait)", family="automatic", compute=compute, load=load,
     params=(
         Param("checkpoint", "photographic",
               "Official weights: 'photographic' (trained for portrait photos) or 'webcam' (for webcam video "
-              "frames).", kind="choice", choices=tuple(CHECKPOINTS), label="Checkpoint"),
+              "frames).", kind="choice", choices=tuple(CHECKPOINTS), label="Checkpoint",
+              checkpoints=CHECKPOINTS),
     ),
     outputs=OUTPUTS, weights=tuple(CHECKPOINTS.values()),
     card=Card(

@@ -1,7 +1,8 @@
 """Automatic pipelines: a segmentation network's mask → automatic trimap → closed-form matting.
 
-Each step is a registered piece of the workbench: the model method's own compute (U²-NetP or
-selfie segmentation), :func:`matting.trimap.from_mask`, and the ``closed_form`` method. The trimap
+Each step is a registered piece of the workbench, run through its own session: the model method
+(U²-NetP or selfie segmentation, loaded once), :func:`matting.trimap.from_mask`, and the ``closed_form``
+method. The trimap
 band (``erode`` pixels into the mask become unknown, ``dilate`` pixels out of it) is given for images
 up to 1024 pixels on the longer side and, with ``scale_band`` on, grows in proportion for larger
 images (a 4000-pixel photo gets a band ~4× wider), since the mask's blur and the hair to be recovered
@@ -13,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MattingError
-from ..registry import get, register
+from ..registry import register
+from ..runner import session
 from ..spec import Card, Inputs, IntermediateMap, MethodOutput, MethodSpec, OutputMap, Param
 
 REFERENCE_SIDE = 1024
@@ -25,16 +27,22 @@ def band_widths(params: dict, shape) -> tuple[int, int]:
     return int(round(params["erode"] * factor)), int(round(params["dilate"] * factor))
 
 
-def _defaults(method_id: str) -> dict:
-    return {p.name: p.default for p in get(method_id).params}
+def _loader(model_method: str):
+    def load(params: dict) -> dict:
+        """The two steps' sessions: the segmentation model (its network loaded now) and closed-form."""
+        return {"model": session(model_method, foreground="none"),
+                "refine": session("closed_form", epsilon=params["epsilon"], radius=params["radius"],
+                                  foreground="none")}
+
+    return load
 
 
-def _pipeline(model_method: str, model_label: str):
-    def compute(inputs: Inputs, params: dict) -> MethodOutput:
+def _pipeline(model_label: str):
+    def compute(inputs: Inputs, params: dict, steps: dict) -> MethodOutput:
         from ..trimap import BACKGROUND, FOREGROUND, from_mask
 
-        first = get(model_method).compute(Inputs(image=inputs.image), _defaults(model_method))
-        mask = np.clip(np.asarray(first.alpha, np.float32), 0.0, 1.0)
+        first = steps["model"].run_prepared(Inputs(image=inputs.image))
+        mask = first.alpha
         erode, dilate = band_widths(params, inputs.shape)
         trimap = from_mask(mask, erode=erode, dilate=dilate, threshold=params["threshold"])
         for value, what in ((FOREGROUND, "foreground"), (BACKGROUND, "background")):
@@ -44,9 +52,8 @@ def _pipeline(model_method: str, model_label: str):
                     f"(mask threshold {params['threshold']:g}): nothing to refine. "
                     + ("Narrow the band (erode/dilate) or lower the threshold."
                        if what == "foreground" else "Narrow the band (erode/dilate) or raise the threshold."))
-        closed_form_params = {**_defaults("closed_form"), "epsilon": params["epsilon"], "radius": params["radius"]}
-        refined = get("closed_form").compute(Inputs(image=inputs.image, trimap=trimap), closed_form_params)
-        alpha = np.clip(np.asarray(refined.alpha, np.float32), 0.0, 1.0)
+        refined = steps["refine"].run_prepared(Inputs(image=inputs.image, trimap=trimap))
+        alpha = refined.alpha
         maps = {
             "model_alpha": IntermediateMap(mask, "alpha", OUTPUT_TEXT["model_alpha"].format(model=model_label)),
             "mask": IntermediateMap((mask >= params["threshold"]).astype(np.float32), "alpha",
@@ -89,7 +96,7 @@ CLOSED_FORM = "closed-form matting (Levin, Lischinski, Weiss, TPAMI 2008) throug
 _SPECS = [
     MethodSpec(
         id="u2netp_closed_form", name="U²-NetP → trimap → closed-form", family="automatic",
-        compute=_pipeline("u2netp", "U²-NetP"), params=PARAMS, outputs=OUTPUTS, weights=("u2netp",),
+        compute=_pipeline("U²-NetP"), load=_loader("u2netp"), params=PARAMS, outputs=OUTPUTS, weights=("u2netp",),
         card=Card(
             paper="U²-Net (Qin et al., Pattern Recognition 2020) + A Closed-Form Solution to Natural Image "
                   "Matting (Levin et al., TPAMI 2008)",
@@ -116,7 +123,8 @@ _SPECS = [
     ),
     MethodSpec(
         id="selfie_closed_form", name="Selfie segmentation → trimap → closed-form", family="automatic",
-        compute=_pipeline("selfie_segmentation", "selfie segmentation"), params=PARAMS, outputs=OUTPUTS,
+        compute=_pipeline("selfie segmentation"), load=_loader("selfie_segmentation"), params=PARAMS,
+        outputs=OUTPUTS,
         weights=("selfie_segmenter",),
         card=Card(
             paper="Fast Deep Matting for Portrait Animation on Mobile Phone (the idea); A Closed-Form Solution "

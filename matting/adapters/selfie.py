@@ -27,20 +27,25 @@ OUTPUTS = (
               "segmentation really has."),
 )
 
-def segment(image: np.ndarray) -> np.ndarray:
+def load(params: dict | None = None):
+    """The OpenCV-run TFLite segmenter (cached per file)."""
+    return torch_utils.load_model("selfie_segmenter", CHECKPOINT)
+
+
+def segment(image: np.ndarray, segmenter=None) -> np.ndarray:
     """Float32 256×256 person probability for an RGB float image in [0, 1]."""
     import cv2
 
-    segmenter = torch_utils.load_model("selfie_segmenter", CHECKPOINT)
+    segmenter = segmenter or load()
     blob = cv2.dnn.blobFromImage(to_uint8(image), 1.0 / 255.0, (INPUT_SIZE, INPUT_SIZE), swapRB=False, crop=False)
     return segmenter(blob)
 
 
-def compute(inputs: Inputs, params: dict) -> MethodOutput:
+def compute(inputs: Inputs, params: dict, segmenter) -> MethodOutput:
     import cv2
 
     height, width = inputs.shape
-    small = segment(inputs.image)
+    small = segment(inputs.image, segmenter)
     mask = np.clip(cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
     coarse = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
     maps = {"network_mask": IntermediateMap(np.clip(coarse, 0, 1), "alpha", OUTPUTS[0].description)}
@@ -49,7 +54,7 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
 
 SPEC = MethodSpec(
     id="selfie_segmentation", name="Selfie segmentation (MediaPipe)", family="automatic", compute=compute,
-    outputs=OUTPUTS, weights=(CHECKPOINT,),
+    load=load, outputs=OUTPUTS, weights=(CHECKPOINT,),
     card=Card(
         paper="MediaPipe Selfie Segmentation (model card); MediaPipe: A Framework for Building Perception Pipelines",
         authors="Google (model); Camillo Lugaresi et al. (framework)", year=2021,

@@ -86,20 +86,24 @@ def _resize_float(array: np.ndarray, width: int, height: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- method
 
-def _compute_with(arch: str, checkpoint_id: str):
-    def compute(inputs: Inputs, params: dict) -> MethodOutput:
-        model = torch_utils.load_model(arch, checkpoint_id)
-        height, width = inputs.shape
-        with torch_utils.inference():
-            outputs = model(torch_utils.from_nchw(preprocess(inputs.image)))
-        maps320 = [torch_utils.plane(output) for output in outputs]
-        alpha8 = to_image_size(norm_pred(maps320[0]), width, height)
-        maps = {name: IntermediateMap(_resize_float(array, width, height), spec.kind, spec.description)
-                for (name, _), spec, array in zip(STAGES, OUTPUTS, maps320)}
-        return MethodOutput(alpha=alpha8.astype(np.float32) / 255.0, maps=maps,
-                            run_resolution=(INPUT_SIZE, INPUT_SIZE))
+def _loader(arch: str, checkpoint_id: str):
+    def load(params: dict):
+        return torch_utils.load_model(arch, checkpoint_id)
 
-    return compute
+    return load
+
+
+def compute(inputs: Inputs, params: dict, model) -> MethodOutput:
+    """The official test script's processing around the loaded network (module docstring)."""
+    height, width = inputs.shape
+    with torch_utils.inference():
+        outputs = model(torch_utils.from_nchw(preprocess(inputs.image)))
+    maps320 = [torch_utils.plane(output) for output in outputs]
+    alpha8 = to_image_size(norm_pred(maps320[0]), width, height)
+    maps = {name: IntermediateMap(_resize_float(array, width, height), spec.kind, spec.description)
+            for (name, _), spec, array in zip(STAGES, OUTPUTS, maps320)}
+    return MethodOutput(alpha=alpha8.astype(np.float32) / 255.0, maps=maps,
+                        run_resolution=(INPUT_SIZE, INPUT_SIZE))
 
 
 HOW = (
@@ -137,7 +141,7 @@ def _card(weights_note: str, extra_notes: str = "") -> Card:
 _SPECS = [
     MethodSpec(
         id="u2netp", name="U²-NetP (salient object)", family="automatic",
-        compute=_compute_with("u2netp", "u2netp"),
+        compute=compute, load=_loader("u2netp", "u2netp"),
         outputs=OUTPUTS, weights=("u2netp",),
         card=_card(
             "Apache-2.0 (the authors' u2netp.pth weights, 4.7 MB)",
@@ -148,13 +152,13 @@ _SPECS = [
     ),
     MethodSpec(
         id="u2net", name="U²-Net (salient object)", family="automatic",
-        compute=_compute_with("u2net", "u2net"),
+        compute=compute, load=_loader("u2net", "u2net"),
         outputs=OUTPUTS, weights=("u2net",),
         card=_card("Apache-2.0 (the authors' u2net.pth, 176 MB; fetch with python -m matting.weights fetch u2net)"),
     ),
     MethodSpec(
         id="u2net_human_seg", name="U²-Net human segmentation", family="automatic",
-        compute=_compute_with("u2net", "u2net_human_seg"),
+        compute=compute, load=_loader("u2net", "u2net_human_seg"),
         outputs=OUTPUTS, weights=("u2net_human_seg",),
         card=_card(
             "Apache-2.0 (the authors' u2net_human_seg.pth, 176 MB; fetch with python -m matting.weights "

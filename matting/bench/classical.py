@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import io, metrics
 from ..paths import PROJECT_ROOT
-from ..registry import get, run
+from ..registry import get
+from ..runner import run
 
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "alphamatting_dev"
 METHODS = ("closed_form", "knn", "large_kernel", "random_walk", "learning_based", "shared_sampling")

@@ -43,7 +43,7 @@ from ..models.fuse import fold_batchnorm
 from ..models.random_init import recipe_like_weights_
 from ..onnx_convert import state_dict_from_folded_onnx
 from ..paths import weights_dir
-from ..registry import PeakMemory
+from ..measure import PeakMemory
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -114,7 +114,7 @@ def _smoke_run(spec, checkpoint_id: str) -> bool:
     """Run the method once on a tiny scene so that its adapter loads the checkpoint its own way (aliases,
     converters, strict key check). False when no parameter selects this checkpoint, so the run would
     not prove anything about it."""
-    from ..registry import run
+    from ..runner import run
 
     selector = _selector(spec, checkpoint_id)
     if len(spec.weights) > 1 and not selector:

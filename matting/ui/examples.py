@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import composite, io, trimap
 from ..paths import cache_dir
-from ..registry import estimate_foreground, run
+from ..runner import estimate_foreground, run
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 VERSION = 1  # bump to rebuild every user's cached examples

@@ -20,7 +20,8 @@ import gradio as gr
 from .. import composite, io, metrics, trimap, visualise
 from ..visualise import map_picture
 from ..errors import MattingError
-from ..registry import get, methods, run
+from ..registry import get, methods
+from ..runner import run
 from ..spec import FAMILIES, INPUT_LABELS
 from . import checkpoints, editor, plate
 from .controls import Slot, collect_params, control_update, slot_param
