@@ -4,15 +4,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
 
 from . import composite, io, metrics
-from .visualise import map_picture
 from .errors import MattingError
+from .export import save_result
 from .registry import get, methods
-from .runner import run
+from .runner import run, validate_params
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 
@@ -35,14 +36,16 @@ def parse_param(text: str):
 
 
 def weights_status(spec) -> str:
+    """Whether the method's checkpoints can be used now (the same rule as the app: weights.usable)."""
+    if spec.unavailable:
+        return "not runnable"
     if not spec.weights:
         return "not needed"
     from . import weights
 
-    states = {weight_id: weights.status(weight_id) for weight_id in spec.weights}
-    present = [w for w, s in states.items() if s == "present"]
-    if present:
-        return "present" if len(present) == len(states) else f"present: {', '.join(present)}"
+    ready = [w for w in spec.weights if weights.usable(w)]
+    if ready:
+        return "present" if len(ready) == len(spec.weights) else f"present: {', '.join(ready)}"
     return "missing (python -m matting.weights fetch " + spec.weights[0] + ")"
 
 
@@ -79,19 +82,6 @@ def cmd_methods(args) -> int:
     return 0
 
 
-def write_result(result, image: np.ndarray, out: Path, backdrop: str, colour: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    io.save_png(out / "alpha.png", result.alpha)
-    foreground = result.foreground if result.foreground is not None else image
-    if result.foreground is not None:
-        io.save_png(out / "foreground.png", result.foreground)
-    composite.save_rgba_png(out / "cutout.png", foreground, result.alpha)
-    io.save_png(out / "composite.png", composite.composite(backdrop, image, foreground, result.alpha, colour))
-    for name, item in result.maps.items():
-        io.save_png(out / "maps" / f"{name}.png", map_picture(item))
-    (out / "result.json").write_text(json.dumps(result.summary(), indent=2, default=str) + "\n")
-
-
 def cmd_run(args) -> int:
     spec = get(args.method)
     params = dict(parse_param(p) for p in args.param)
@@ -100,7 +90,7 @@ def cmd_run(args) -> int:
 
         if not spec.weights:
             raise MattingError(f"{spec.name} uses no weights; --weights does not apply.")
-        weights.use_file(spec.weights[0], args.weights)
+        weights.use_file(spec.checkpoint_for(validate_params(spec, params)), args.weights)
     source = Path(args.image)
     if source.is_dir():
         images = image_files(source)
@@ -123,7 +113,7 @@ def cmd_run(args) -> int:
                 background=_partner(args.background, path.stem, "background plate"),
                 **params,
             )
-            write_result(result, image, out, args.backdrop, args.colour)
+            save_result(result, image, out, backdrop=args.backdrop, colour=args.colour)
             if not batch:
                 print(json.dumps(result.summary(), indent=2, default=str))
         except MattingError as exc:
@@ -201,16 +191,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--json", help="also write per-image rows to this JSON file")
+    for module_name in COMMAND_MODULES:
+        commands.update(import_module(module_name).add_commands(sub))
     return parser
 
 
-COMMANDS = {"methods": cmd_methods, "run": cmd_run, "eval": cmd_eval}
+# Modules that add sub-commands: each has ``add_commands(subparsers) -> {name: handler(args) -> int}``
+# (imported only when the parser is built, so ``import matting.cli`` stays light).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+commands = {"methods": cmd_methods, "run": cmd_run, "eval": cmd_eval}
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return commands[args.command](args)
     except MattingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ Canonical forms after loading
 from __future__ import annotations
 
 import io
+import tempfile
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -335,8 +336,24 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
 
 
 def save_png(path, array: np.ndarray) -> Path:
-    """Lossless PNG of an H×W, H×W×3 or H×W×4 array (float [0, 1] or uint8)."""
+    """Lossless PNG of an H×W, H×W×3 or H×W×4 array (float [0, 1] or uint8), written atomically: a reader
+    (or a concurrent writer of the same path) sees the old file or the whole new one, never a part."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(array)).save(buffer, format="PNG")
+    return write_bytes_atomically(path, buffer.getvalue())
+
+
+def write_bytes_atomically(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a unique temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(to_uint8(array)).save(path, format="PNG")
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            handle.write(data)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
     return path

@@ -14,9 +14,6 @@ from ..errors import MattingError
 from ..io import Scribbles
 from ..paths import cache_dir
 
-READY = ("present", "unverified", "override")
-
-
 def _weights():
     from .. import weights
 
@@ -37,7 +34,7 @@ def checkpoint_state(checkpoint_id: str) -> str:
 
 def is_ready(spec) -> bool:
     """True when the method needs no weights or one of its checkpoints can be loaded now."""
-    return not spec.weights or any(checkpoint_state(c) in READY for c in spec.weights)
+    return not spec.unavailable and (not spec.weights or any(_weights().usable(c) for c in spec.weights))
 
 
 def fetch_command(checkpoint_id: str) -> str:
@@ -53,7 +50,7 @@ def status_line(checkpoint_id: str) -> str:
         return f"- **Unknown** `{checkpoint_id}`: {exc}"
     state = checkpoint_state(checkpoint_id)
     what = f"`{item.id}` ({item.file}, {item.size_text}, licence {item.licence})"
-    if state in ("present", "unverified"):
+    if state in ("present", "unverified"):  # of weights.USABLE; an override is said in its own words
         return f"- {what}: **present**"
     if state == "override":
         return f"- {what}: **using an uploaded / user-supplied file**"
@@ -73,10 +70,11 @@ def status_markdown(spec) -> str:
 
 def short_status(spec) -> str:
     """A few words for tables: 'not needed', 'present', 'missing: fetch …'."""
+    if spec.unavailable:
+        return "not runnable"
     if not spec.weights:
         return "not needed"
-    states = [checkpoint_state(c) for c in spec.weights]
-    if any(s in READY for s in states):
+    if any(_weights().usable(c) for c in spec.weights):
         return "present"
     if auto_fetch():
         return "downloads on first use"
@@ -98,26 +96,14 @@ def _synthetic_inputs(side: int = 128) -> dict:
     return {"image": image, "trimap": trimap, "background": plate}
 
 
-def _selector(spec, checkpoint_id: str) -> dict:
-    """Parameter values that make the method load ``checkpoint_id`` (a choice named like the checkpoint's
-    suffix, e.g. 'webcam' for modnet_webcam), or {} when no parameter chooses among its weights."""
-    for param in spec.params:
-        if param.kind != "choice":
-            continue
-        for choice in param.choices:
-            if isinstance(choice, str) and (choice == checkpoint_id or checkpoint_id.endswith("_" + choice)):
-                return {param.name: choice}
-    return {}
-
-
 def _smoke_run(spec, checkpoint_id: str) -> bool:
     """Run the method once on a tiny scene so that its adapter loads the checkpoint its own way (aliases,
     converters, strict key check). False when no parameter selects this checkpoint, so the run would
     not prove anything about it."""
     from ..runner import run
 
-    selector = _selector(spec, checkpoint_id)
-    if len(spec.weights) > 1 and not selector:
+    selector = spec.params_selecting(checkpoint_id)
+    if selector is None:
         return False
     scene = _synthetic_inputs()
     inputs = {name: scene[name] for name in spec.required_inputs if name in scene}

@@ -17,7 +17,7 @@ import numpy as np
 
 import gradio as gr
 
-from .. import composite, io, metrics, trimap, visualise
+from .. import composite, export, io, metrics, trimap, visualise
 from ..visualise import map_picture
 from ..errors import MattingError
 from ..registry import get, methods
@@ -258,10 +258,10 @@ def gather_inputs(spec, image, mode, editor_value, plate_file) -> dict:
 
 
 def missing_inputs(spec, inputs: dict) -> str | None:
-    """Why the method cannot run with these inputs, or None."""
-    missing = [INPUT_LABELS[name] for name in spec.required_inputs if name not in inputs]
-    if spec.one_of_inputs and not any(name in inputs for name in spec.one_of_inputs):
-        missing.append(" or ".join(INPUT_LABELS[name] for name in spec.one_of_inputs))
+    """Why the method cannot run with these inputs, or None (the spec's own rule)."""
+    if spec.unavailable:
+        return f"cannot run here: {spec.unavailable}"
+    missing = spec.missing_inputs(inputs)
     return f"needs {' and '.join(missing)}" if missing else None
 
 
@@ -397,18 +397,14 @@ def run_method(slots: list[Slot]):
 
 def present_result(spec, image, result, inputs, ground_truth, backdrop, colour, backdrop_file) -> RunOutputs:
     folder = new_output_dir(spec.id)
-    io.save_png(folder / "alpha.png", result.alpha)
-    if result.foreground is not None:
-        io.save_png(folder / "foreground.png", result.foreground)
-    io.save_png(folder / "photo.png", image)
-    cutout = composite.save_rgba_png(folder / f"{spec.id}_cutout.png",
-                                     result.foreground if result.foreground is not None else image, result.alpha)
     notes = list(result.warnings)
     try:
         composited = render_composite(image, result.foreground, result.alpha, backdrop, colour, backdrop_file)
     except MattingError as exc:
         notes.append(f"Composite: {exc}")
         composited = render_composite(image, result.foreground, result.alpha, "checkerboard", None, None)
+    io.save_png(folder / "photo.png", image)
+    cutout = export.save_result(result, image, folder, composited=composited)["cutout"]
 
     details = result.summary()
     details["inputs"] = sorted(["image", *inputs])
