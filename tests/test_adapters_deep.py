@@ -333,7 +333,7 @@ def test_missing_weights_say_how_to_fetch_them(method_id, params, checkpoint_id,
     monkeypatch.setenv("MATTING_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.delenv("MATTING_AUTO_FETCH", raising=False)
     monkeypatch.delenv(weights.entry(checkpoint_id).env_var, raising=False)
-    monkeypatch.setattr(weights, "_overrides", {})
+    monkeypatch.setattr(weights.store, "_overrides", {})
     extra = {"background": _image(64, 64, 1)} if method_id == "bgmv2" else {}
     if method_id == "dim":
         extra = {"trimap": _trimap(64, 64)}
