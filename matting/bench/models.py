@@ -38,52 +38,67 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .. import models
+from .. import models, weights
+from ..errors import MattingError
+from ..measure import PeakMemory
 from ..models.fuse import fold_batchnorm
 from ..models.random_init import recipe_like_weights_
-from ..onnx_convert import state_dict_from_folded_onnx
-from ..paths import weights_dir
-from ..measure import PeakMemory
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-HD, UHD = (1920, 1080), (3840, 2160)
+UHD_PIXELS = 3840 * 2160
 
 
 # --------------------------------------------------------------------------- what is measured
 
 @dataclass(frozen=True)
 class Config:
-    family: str              # what --models selects
+    family: str              # what --models selects: the checkpoint id
     label: str
     arch: str
     kwargs: dict
     size: tuple[int, int]    # width, height
-    input_kind: str          # "rgb", "modnet", "src+bgr", "rgb+trimap"
-    is_4k: bool = False
+    input: models.InputConfig
+    checkpoint: str | None = None   # a manifest id whose weights are used when present
+
+    @property
+    def is_4k(self) -> bool:
+        return self.size[0] * self.size[1] >= UHD_PIXELS
 
     @property
     def input_text(self) -> str:
-        return f"{self.size[0]}×{self.size[1]} {self.input_kind}"
+        return f"{self.size[0]}×{self.size[1]} {'+'.join(_channel_groups(self.input))}"
 
 
-def _bgmv2(backbone: str, size, scale: float, sample_pixels: int, is_4k: bool) -> Config:
-    return Config(f"bgmv2_{backbone}", f"BGMv2 refine {backbone}", "bgmv2_refine",
-                  {"backbone": backbone, "backbone_scale": scale, "refine_mode": "sampling",
-                   "refine_sample_pixels": sample_pixels},
-                  size, "src+bgr", is_4k)
+def _channel_groups(config: models.InputConfig) -> list[str]:
+    names, start = [], 0
+    for count in config.split or (len(config.channels),):
+        group = config.channels[start:start + count]
+        names.append("rgb" if group == ("R", "G", "B") else "bgr" if all("background" in c for c in group)
+                     else "".join(c if len(c) == 1 else f"+{c}" for c in group).lower())
+        start += count
+    return names
 
 
-CONFIGS = [
-    Config("u2net", "U²-Net", "u2net", {}, (320, 320), "rgb"),
-    Config("u2netp", "U²-NetP", "u2netp", {}, (320, 320), "rgb"),
-    Config("modnet", "MODNet", "modnet", {}, (512, 512), "modnet"),
-    *[config for backbone in ("mobilenetv2", "resnet50", "resnet101")
-      for config in (_bgmv2(backbone, HD, 0.25, 80_000, False), _bgmv2(backbone, UHD, 0.125, 320_000, True))],
-    Config("dim", "DIM stage 1", "dim", {"stage": 1}, (320, 320), "rgb+trimap"),
-    Config("dim", "DIM stage 1", "dim", {"stage": 1}, (800, 608), "rgb+trimap"),
-]
-FAMILIES = list(dict.fromkeys(config.family for config in CONFIGS))
+def configs_from_registry() -> list[Config]:
+    """One row per (checkpoint of the manifest, example size of its architecture): every torch
+    architecture that declares its inputs, with the constructor arguments of each checkpoint variant
+    (checkpoints that differ only in their weights, e.g. MODNet's two, share a row)."""
+    configs, seen = [], set()
+    for item in weights.manifest().values():
+        try:
+            architecture = models.get_architecture(item.arch)
+        except MattingError:
+            continue  # a manifest entry for a network this installation does not have
+        key = (item.arch, tuple(sorted(item.model_kwargs.items())))
+        if not architecture.is_torch or architecture.input_config is None or key in seen:
+            continue
+        seen.add(key)
+        variant = "_".join(str(v) for v in item.model_kwargs.values())
+        for example in architecture.input_config.timing_examples():
+            height, width = example.size
+            label = " ".join(part for part in (item.arch, variant, example.label) if part)
+            configs.append(Config(item.id, label, item.arch, {**item.model_kwargs, **example.kwargs},
+                                  (width, height), architecture.input_config, item.id))
+    return configs
 
 
 @dataclass
@@ -147,27 +162,29 @@ def build_model(config: Config) -> tuple[nn.Module, str]:
 
 
 def make_inputs(config: Config, device: torch.device) -> tuple:
+    """Example arguments of the network's forward, from its declared input conventions."""
     width, height = config.size
+    spec = config.input
     generator = torch.Generator().manual_seed(1)
-
-    def image():  # an 8-bit-like RGB image in [0, 1]
-        return torch.randint(0, 256, (1, 3, height, width), generator=generator).float() / 255
-
-    def imagenet_normalised(rgb):
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        return (rgb - mean) / std
-
-    if config.input_kind == "rgb":
-        inputs = (imagenet_normalised(image()),)
-    elif config.input_kind == "modnet":
-        inputs = (image() * 2 - 1, True)  # inference=True: the auxiliary outputs are skipped
-    elif config.input_kind == "src+bgr":
-        inputs = (image(), image())
-    else:
-        trimap = torch.randint(0, 3, (1, 1, height, width), generator=generator).float() * 0.5
-        inputs = (torch.cat([imagenet_normalised(image()), trimap], dim=1),)
-    return tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs)
+    low, high = spec.value_range
+    tensors, start = [], 0
+    for count in spec.split or (len(spec.channels),):
+        planes, colour = [], []
+        for name in spec.channels[start:start + count]:
+            if name == "trimap":
+                planes.append(torch.randint(0, 3, (1, 1, height, width), generator=generator).float() * 0.5)
+                continue
+            # an 8-bit-like colour channel, scaled to the network's range
+            colour.append(torch.randint(0, 256, (1, 1, height, width), generator=generator).float() / 255)
+            if len(colour) == 3:
+                rgb = low + (high - low) * torch.cat(colour, 1)
+                if spec.mean is not None:
+                    rgb = (rgb - torch.tensor(spec.mean).view(1, 3, 1, 1)) / torch.tensor(spec.std).view(1, 3, 1, 1)
+                planes.append(rgb)
+                colour = []
+        tensors.append(torch.cat(planes, 1).to(device))
+        start += count
+    return (*tensors, *spec.extra_args)
 
 
 def to_channels_last(inputs: tuple) -> tuple:
@@ -328,15 +345,15 @@ def bench_config(config: Config, device: torch.device, warmup: int, repeats: int
     variants = make_variants(model, inputs, folded, device)
 
     ort_variant = None
-    onnx_path = weights_dir() / "u2netp.onnx"
-    if config.arch == "u2netp" and onnx_path.is_file():
+    onnx_path = weights.path(config.checkpoint) if config.checkpoint and weights.usable(config.checkpoint) else None
+    if onnx_path is not None and weights.entry(config.checkpoint).container == "onnx":
         session = onnxruntime_session(onnx_path, device)
         if session is not None:
             feed = {session.get_inputs()[0].name: inputs[0].cpu().numpy()}
             ort_variant = Variant("onnxruntime", lambda: session.run(None, feed))
             variants.append(ort_variant)
 
-    if config.input_kind == "src+bgr":
+    if "refine_sample_pixels" in config.kwargs:
         notes.append(f"{int(reference[-1].sum())} patches refined "
                      f"(sample_pixels / 16 = {config.kwargs['refine_sample_pixels'] // 16})")
 
@@ -443,10 +460,12 @@ def bench_device(configs, device: torch.device, args) -> None:
 
 
 def main(argv=None) -> int:
+    all_configs = configs_from_registry()
+    families = list(dict.fromkeys(config.family for config in all_configs))
     parser = argparse.ArgumentParser(prog="python -m matting.bench models",
                                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", choices=FAMILIES, default=FAMILIES, metavar="MODEL",
-                        help=f"networks to run (default: all): {', '.join(FAMILIES)}")
+    parser.add_argument("--models", nargs="+", choices=families, default=families, metavar="CHECKPOINT",
+                        help=f"networks to run, by checkpoint (default: all): {', '.join(families)}")
     parser.add_argument("--repeats", type=int,
                         help=f"timed rounds per row (default: as many as fit --time-budget, "
                              f"{MIN_ROUNDS} to {MAX_ROUNDS})")
@@ -464,7 +483,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    configs = [config for config in CONFIGS
+    configs = [config for config in all_configs
                if config.family in args.models and not (config.is_4k and args.skip_4k)]
     print("# Neural networks at their official inference sizes")
     bench_device(configs, torch.device("cpu"), args)

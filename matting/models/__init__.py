@@ -16,11 +16,11 @@ so adding a network is adding its file (or, from another package, an entry point
 ``python -m matting methods`` and :func:`describe` print each architecture with its official class.
 """
 from .checkpoints import check_state_dict, create, load_into, resolve, strip_prefix
-from .registry import (Architecture, InputConfig, add_architecture, architectures, get_architecture,
+from .registry import (Architecture, Example, InputConfig, add_architecture, architectures, get_architecture,
                        guess_architecture, register_architecture, remove_architecture)
 
 __all__ = [
-    "Architecture", "InputConfig", "add_architecture", "architectures", "check_state_dict", "create",
+    "Architecture", "Example", "InputConfig", "add_architecture", "architectures", "check_state_dict", "create",
     "describe", "get_architecture", "guess_architecture", "input_config", "load_into",
     "register_architecture", "remove_architecture", "resolve", "strip_prefix",
 ]

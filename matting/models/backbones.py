@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import MattingError
+
 __all__ = [
     "ConvBNReLU6",
     "InvertedResidual",

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from ..errors import MattingError
 from .backbones import ASPP, RESNET_LAYERS, MobileNetV2, ResNet
-from .registry import InputConfig, register_architecture
+from .registry import Example, InputConfig, register_architecture
 
 __all__ = [
     "BACKBONES",
@@ -389,7 +389,12 @@ def recognise(shapes):
 INPUT = InputConfig(
     channels=("R", "G", "B", "background R", "background G", "background B"), value_range=(0.0, 1.0),
     size_rule="any size with sides multiples of 4; the base network runs at backbone_scale",
-    example_size=(1080, 1920), stride=4,
+    example_size=(1080, 1920), stride=4, split=(3, 3),
+    # The official presets (inference_images.py / the paper): HD at 1/4 with 80k refined pixels, 4K at 1/8.
+    examples=(Example((1080, 1920), {"backbone_scale": 0.25, "refine_mode": "sampling",
+                                     "refine_sample_pixels": 80_000}, "HD"),
+              Example((2160, 3840), {"backbone_scale": 0.125, "refine_mode": "sampling",
+                                     "refine_sample_pixels": 320_000}, "4K")),
 )
 
 register_architecture("bgmv2_base", recognise=recognise, input_config=INPUT,

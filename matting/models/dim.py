@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import MattingError
 from .constants import IMAGENET_MEAN, IMAGENET_STD
-from .registry import InputConfig, register_architecture
+from .registry import Example, InputConfig, register_architecture
 
 __all__ = ["DIM", "INPUT"]
 
@@ -30,6 +30,7 @@ INPUT = InputConfig(
     size_rule="each side rounded down to a multiple of 32 and capped at max_size (1600) separately; the trimap "
               "channel is trimap / 255 (not normalised)",
     example_size=(320, 320), stride=32,
+    examples=(Example((320, 320)), Example((608, 800))),
 )
 
 

@@ -412,7 +412,7 @@ INPUT = InputConfig(
     channels=("R", "G", "B"), value_range=(0.0, 1.0), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
     size_rule="shorter side 512 when both sides are below or above 512 (else kept), both rounded down to "
               "multiples of 32, 'area' resize",
-    example_size=(512, 512), stride=32,
+    example_size=(512, 512), stride=32, extra_args=(True,),
 )
 
 register_architecture("modnet", checkpoint_filter=checkpoint_filter, recognise=recognise, input_config=INPUT,

@@ -20,7 +20,7 @@ import importlib
 import pkgutil
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -33,13 +33,27 @@ _NOT_ARCHITECTURES = {"registry", "checkpoints", "constants", "onnx_fold", "fuse
 
 
 @dataclass(frozen=True)
+class Example:
+    """A size (height, width) at which to time a network, with constructor arguments for that size
+    (e.g. BGMv2's 4K preset) and a short label."""
+
+    size: tuple[int, int]
+    kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class InputConfig:
     """What a network expects as input, as data (like timm's ``pretrained_cfg``): read by the adapters'
     pre-processing and by the benchmarks' example inputs.
 
-    ``channels`` are the input channels in order (e.g. ``("R", "G", "B", "trimap")``);
-    ``value_range`` the range the image channels are scaled to before ``mean``/``std``;
-    ``size_rule`` a sentence; ``example_size`` (height, width) a size at which to time the network.
+    ``channels`` are the input channels in order (e.g. ``("R", "G", "B", "trimap")``; a ``trimap``
+    channel holds 0, 0.5 and 1); ``split`` how many of them each tensor argument of ``forward`` takes
+    (BGMv2: ``(3, 3)`` for ``forward(src, bgr)``; default one tensor), and ``extra_args`` the other
+    arguments (MODNet: ``(True,)`` for ``inference``). ``value_range`` is the range colour channels are
+    scaled to before ``mean``/``std`` (per colour triple). ``size_rule`` is a sentence;
+    ``example_size`` (height, width) a size at which to time the network, ``examples`` several
+    (:class:`Example`, overriding ``example_size``).
     """
 
     channels: tuple[str, ...]
@@ -49,6 +63,12 @@ class InputConfig:
     size_rule: str = ""
     example_size: tuple[int, int] = (320, 320)
     stride: int = 1
+    split: tuple[int, ...] | None = None
+    extra_args: tuple = ()
+    examples: tuple[Example, ...] = ()
+
+    def timing_examples(self) -> tuple[Example, ...]:
+        return self.examples or (Example(self.example_size),)
 
 
 @dataclass(frozen=True)

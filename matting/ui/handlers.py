@@ -22,8 +22,8 @@ from ..visualise import map_picture
 from ..errors import MattingError
 from ..registry import get, methods
 from ..runner import run
-from ..spec import FAMILIES, INPUT_LABELS
 from . import checkpoints, editor, plate
+from .cards import method_summary, methods_overview
 from .controls import Slot, collect_params, control_update, slot_param
 
 log = logging.getLogger("matting.ui")
@@ -267,17 +267,6 @@ def missing_inputs(spec, inputs: dict) -> str | None:
 
 # --------------------------------------------------------------------------- method selection
 
-def method_summary(spec) -> str:
-    card = spec.card
-    lines = [
-        f"**{spec.name}** — {card.authors}, *{card.venue}* ({card.year}). [Paper]({card.paper_url})",
-        f"Needs: {spec.describe_needs()} · code: {card.code_license} · weights: {card.weights_license}",
-        f"<details><summary>How it works</summary>\n\n{card.how_it_works}"
-        + (f"\n\n{card.notes}" if card.notes else "") + "\n\n</details>",
-    ]
-    return "\n\n".join(lines)
-
-
 def weights_choices(spec) -> list[str]:
     return list(spec.weights)
 
@@ -461,185 +450,6 @@ def on_backdrop(state, backdrop="checkerboard", colour="#00b140", backdrop_file=
         return (gr.update(), *visibility)  # keep the last composite until a picture is chosen
     image, foreground, alpha = _load_state_images(state)
     return (render_composite(image, foreground, alpha, backdrop, colour, backdrop_file), *visibility)
-
-
-# --------------------------------------------------------------------------- compare
-
-def compare_choices() -> list[tuple[str, str]]:
-    return [(f"{spec.name} · {FAMILIES.get(spec.family, spec.family)}", spec.id) for spec in methods()]
-
-
-class CompareOutputs(NamedTuple):
-    status: str
-    gallery: object
-    slider: object
-    slider_left: object
-    slider_right: object
-    metrics: object
-    time_plot: object
-    state: object
-
-
-def time_figure(names: list[str], seconds: list[float]):
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.4, 0.45 * len(names) + 1.2), layout="constrained")
-    axes = figure.add_subplot()
-    positions = np.arange(len(names))
-    bars = axes.barh(positions, seconds, color="#4f7cac")
-    axes.set_yticks(positions, names)
-    axes.invert_yaxis()
-    axes.set_xlabel("wall time (s)")
-    axes.bar_label(bars, labels=[f"{s:.2f} s" for s in seconds], padding=3)
-    axes.set_xlim(0, max(seconds) * 1.25 if seconds else 1)
-    axes.spines[["top", "right"]].set_visible(False)
-    axes.set_title("Time per method")
-    return figure
-
-
-@friendly
-def on_compare(method_ids, photo_file, input_mode=MODE_TRIMAP, editor_value=None, plate_file=None,
-               ground_truth_file=None, backdrop="checkerboard", progress=gr.Progress()):
-    """Run several methods on the same photo with their default parameters."""
-    import pandas as pd
-
-    if not method_ids:
-        raise MattingError("Tick at least one method to compare.")
-    image = load_photo(photo_file)
-    ground_truth = load_ground_truth(ground_truth_file, image.shape)
-    folder = new_output_dir("compare")
-    io.save_png(folder / "photo.png", image)
-    specs = [get(method_id) for method_id in method_ids]
-    gallery, rows, times, skipped, runs = [], [], [], [], {}
-    region = None
-    for index, spec in enumerate(specs):
-        progress((index, len(specs)), desc=f"{spec.name} ({index + 1}/{len(specs)})")
-        try:
-            inputs = gather_inputs(spec, image, input_mode, editor_value, plate_file)
-        except MattingError as exc:
-            skipped.append(f"{spec.name}: {exc}")
-            continue
-        reason = missing_inputs(spec, inputs)
-        if reason:
-            skipped.append(f"{spec.name}: {reason}")
-            continue
-        try:
-            result = run(spec.id, image, max_pixels=max_pixels(), **inputs)
-        except MattingError as exc:
-            skipped.append(f"{spec.name}: {exc}")
-            continue
-        foreground = result.foreground
-        composited = render_composite(image, foreground, result.alpha, backdrop or "checkerboard", None, None)
-        alpha_path = io.save_png(folder / f"{spec.id}_alpha.png", result.alpha)
-        composite_path = io.save_png(folder / f"{spec.id}_composite.png", composited)
-        runs[spec.id] = {"name": spec.name, "alpha": str(alpha_path), "composite": str(composite_path),
-                         "seconds": result.seconds}
-        gallery += [(str(alpha_path), f"{spec.name} — alpha ({result.seconds:.2f} s)"),
-                    (str(composite_path), f"{spec.name} — composite")]
-        times.append((spec.name, result.seconds))
-        if ground_truth is not None:
-            if region is None and "trimap" in inputs:
-                region = inputs["trimap"]
-            values = metrics.all_metrics(result.alpha, ground_truth, trimap=region)
-            rows.append({"method": spec.name, **{metrics.METRIC_UNITS[n]: round(values[n], 4)
-                                                  for n in metrics.METRIC_NAMES},
-                         "time (s)": round(result.seconds, 3)})
-    progress((len(specs), len(specs)), desc="Done")
-    if not runs:
-        raise MattingError("None of the chosen methods could run:\n" + "\n".join(f"- {s}" for s in skipped))
-
-    ran = [(info["name"], method_id) for method_id, info in runs.items()]
-    left = ran[0][1]
-    right = ran[1][1] if len(ran) > 1 else ran[0][1]
-    status = f"**Done:** compared {len(runs)} method{'s' if len(runs) > 1 else ''}: " + ", ".join(
-        f"{name} {seconds:.2f} s" for name, seconds in times)
-    if skipped:
-        status += "\n\nSkipped:\n" + "\n".join(f"- {s}" for s in skipped)
-    if rows:
-        where = "unknown pixels of the trimap" if region is not None else "whole image"
-        status += f"\n\nMetrics are over the {where}, the same region for every method."
-    table = gr.update(value=pd.DataFrame(rows), visible=True) if rows else gr.update(value=None, visible=False)
-    state = {"folder": str(folder), "runs": runs}
-    return CompareOutputs(
-        status=status,
-        gallery=gallery,
-        slider=_slider_images(state, left, right, "alpha"),
-        slider_left=gr.update(choices=ran, value=left),
-        slider_right=gr.update(choices=ran, value=right),
-        metrics=table,
-        time_plot=time_figure([name for name, _ in times], [s for _, s in times]),
-        state=state,
-    )
-
-
-def _slider_images(state, left, right, kind):
-    runs = (state or {}).get("runs") or {}
-    if left not in runs or right not in runs:
-        raise MattingError("Run the comparison first, then choose two of its methods.")
-    key = "composite" if kind == "composite" else "alpha"
-    return (u8(io.load_image(runs[left][key], max_pixels=0)), u8(io.load_image(runs[right][key], max_pixels=0)))
-
-
-@friendly
-def on_compare_slider(state, left=None, right=None, kind="alpha"):
-    if not state:
-        return None
-    return _slider_images(state, left, right, kind)
-
-
-# --------------------------------------------------------------------------- methods tab
-
-def methods_overview() -> str:
-    """One table per tab: where each method comes from, its licences, what it needs, its weights."""
-    parts = []
-    for family, title in FAMILIES.items():
-        if not methods(family):
-            continue
-        rows = [f"#### {title}", "", "| Method | Needs | Code licence | Weights licence | Weights |",
-                "|---|---|---|---|---|"]
-        for spec in methods(family):
-            card = spec.card
-            rows.append(f"| **{spec.name}** ({card.year}) | {spec.describe_needs()} | {card.code_license} | "
-                        f"{card.weights_license} | {checkpoints.short_status(spec)} |")
-        parts.append("\n".join(rows))
-    return "\n\n".join(parts)
-
-
-def method_card(spec) -> str:
-    from .controls import describe_range
-
-    card = spec.card
-    params = "\n".join(
-        f"- **{p.title}** (`{p.name}`, default `{p.default}`): {p.help}{describe_range(p)}"
-        + (f" Choices: {', '.join(f'`{c}`' for c in p.choices)}." if p.choices else "")
-        for p in spec.params) or "- none"
-    outputs = "\n".join(f"- **{o.name}** ({o.kind}): {o.description}" for o in spec.outputs) or "- alpha only"
-    parts = [
-        f"*{card.paper}* — {card.authors}. {card.venue}, {card.year}. [Paper]({card.paper_url})",
-        f"**Tab:** {FAMILIES.get(spec.family, spec.family)} · **Id:** `{spec.id}` · **Needs:** {spec.describe_needs()}"
-        + (f" · optional: {', '.join(INPUT_LABELS[n] for n in spec.optional_inputs)}" if spec.optional_inputs else ""),
-        f"**Code:** {card.code} ({card.code_license}) · **Weights licence:** {card.weights_license}",
-        f"**How it works.** {card.how_it_works}",
-    ]
-    if card.notes:
-        parts.append(f"**Notes.** {card.notes}")
-    if spec.scribbles_note:
-        parts.append(f"**Scribbles.** {spec.scribbles_note}")
-    parts += [f"**Parameters**\n\n{params}", f"**Intermediate maps**\n\n{outputs}",
-              f"**Weights**\n\n{checkpoints.status_markdown(spec)}"]
-    return "\n\n".join(parts)
-
-
-def all_checkpoint_ids() -> list[str]:
-    ids: list[str] = []
-    for spec in methods():
-        ids += [c for c in spec.weights if c not in ids]
-    return ids
-
-
-def on_refresh_methods():
-    cards = [method_card(spec) for family in FAMILIES for spec in methods(family)]
-    return methods_overview(), *cards
 
 
 # --------------------------------------------------------------------------- examples

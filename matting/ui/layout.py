@@ -17,7 +17,7 @@ import gradio as gr
 from ..composite import BACKDROPS
 from ..registry import methods
 from ..spec import FAMILIES
-from . import handlers
+from . import cards as card_text, compare, handlers
 from .controls import Slot, build_control, plan_slots, slot_param
 from .examples import LICENCE_NOTE, ensure_examples
 
@@ -193,7 +193,7 @@ def _family_tab(family: str, shared: Shared, painter_home, plate_home):
             with gr.Column(scale=2, min_width=340):
                 method = gr.Dropdown(handlers.method_choices(family), value=default.id, label="Method",
                                      elem_id=f"method-{family}")
-                info = gr.Markdown(handlers.method_summary(default), elem_classes=["method-info"])
+                info = gr.Markdown(card_text.method_summary(default), elem_classes=["method-info"])
                 accordion, weights_status, checkpoint, upload, use = _weights_panel(family, default)
                 with gr.Accordion("Parameters", open=False):
                     controls = {}
@@ -244,7 +244,7 @@ def _compare_tab(shared: Shared):
                     "inputs or weights are missing are skipped and listed.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                chosen = gr.CheckboxGroup(handlers.compare_choices(), label="Methods", elem_id="compare-methods")
+                chosen = gr.CheckboxGroup(compare.compare_choices(), label="Methods", elem_id="compare-methods")
             with gr.Column(scale=1, min_width=220):
                 backdrop = gr.Radio([(handlers.BACKDROP_LABELS[b], b) for b in BACKDROPS if b != "image"],
                                     value="checkerboard", label="Composite over")
@@ -269,12 +269,12 @@ def _compare_tab(shared: Shared):
             gr.Column()  # keeps the chart half-width
         state = gr.State(None)
     run_button.click(
-        handlers.on_compare,
+        compare.on_compare,
         [chosen, shared.photo_file, shared.input_mode, shared.painter, shared.plate_file,
          shared.ground_truth_file, backdrop],
         [status, gallery, slider, left, right, table, time_plot, state],
         api_name="compare", concurrency_id=HEAVY, concurrency_limit=workers())
-    gr.on([left.input, right.input, kind.input], handlers.on_compare_slider, [state, left, right, kind], [slider],
+    gr.on([left.input, right.input, kind.input], compare.on_compare_slider, [state, left, right, kind], [slider],
           api_name="compare_slider", concurrency_limit=4, show_progress="hidden")
 
 
@@ -283,8 +283,8 @@ def _methods_tab():
         with gr.Row():
             gr.Markdown("Every registered method, where it comes from, its licences and what it needs.")
             refresh = gr.Button("Refresh weights status", size="sm", scale=0, min_width=200)
-        overview = gr.Markdown(handlers.methods_overview(), elem_id="methods-overview")
-        checkpoint_ids = handlers.all_checkpoint_ids()
+        overview = gr.Markdown(card_text.methods_overview(), elem_id="methods-overview")
+        checkpoint_ids = card_text.all_checkpoint_ids()
         with gr.Accordion("Upload a checkpoint", open=False, visible=bool(checkpoint_ids)):
             gr.Markdown("Already downloaded a checkpoint? Upload it here: it is read without running any code "
                         "in it and checked against its network before it is used.")
@@ -301,8 +301,8 @@ def _methods_tab():
             for spec in methods(family):
                 with gr.Accordion(f"{spec.name} — {spec.card.authors.split(',')[0]} et al., {spec.card.year}"
                                   if "," in spec.card.authors else f"{spec.name} — {spec.card.year}", open=False):
-                    cards.append(gr.Markdown(handlers.method_card(spec), elem_classes=["method-card"]))
-    refresh.click(handlers.on_refresh_methods, None, [overview, *cards], api_name="refresh_methods",
+                    cards.append(gr.Markdown(card_text.method_card(spec), elem_classes=["method-card"]))
+    refresh.click(card_text.on_refresh_methods, None, [overview, *cards], api_name="refresh_methods",
                   concurrency_limit=None, show_progress="hidden")
     use.click(handlers.on_use_any_weights, [checkpoint, upload], [use_status, overview], api_name="use_weights",
               concurrency_id=HEAVY, concurrency_limit=workers())
