@@ -340,8 +340,8 @@ SPEC = MethodSpec(
         code_license="licence not stated; treat as non-commercial (the official repository has no licence file "
                      "and its README states none; its code is not copied here)",
         weights_license="licence not stated; treat as non-commercial (the official README gives no terms for the "
-                        "checkpoints, and both were trained on data that includes Adobe's matting data set, whose "
-                        "licence allows non-commercial use only)",
+                        "checkpoints; the matting network was trained on SIMD, which includes a subset of Adobe's "
+                        "matting data set, licensed for non-commercial use only, and the classifier comes with it)",
         how_it_works=(
             "SIM extends the trimap to a 'semantic trimap': a 20-class ResNet-50 classifier (matting patterns such "
             "as hair, fur, glass, smoke, net, plants, water drops) looks at windows of the image with its trimap, "
