@@ -6,3 +6,4 @@ from . import bgmv2  # noqa: F401,E402
 from . import dim  # noqa: F401,E402
 from . import selfie  # noqa: F401,E402
 from . import pipelines  # noqa: F401,E402
+from . import sim  # noqa: F401,E402
