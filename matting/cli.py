@@ -44,9 +44,10 @@ def weights_status(spec) -> str:
     from . import weights
 
     ready = [w for w in spec.weights if weights.usable(w)]
-    if ready:
+    if spec.can_run_with(weights.usable):
         return "present" if len(ready) == len(spec.weights) else f"present: {', '.join(ready)}"
-    return "missing (python -m matting.weights fetch " + spec.weights[0] + ")"
+    missing = [w for w in spec.checkpoints_for({}) if not weights.usable(w)] or spec.weights[:1]
+    return "missing (python -m matting.weights fetch " + " ".join(missing) + ")"
 
 
 def format_table(rows: list[list[str]], header: list[str]) -> str:

@@ -187,7 +187,8 @@ class MethodSpec:
     one_of_inputs: tuple[str, ...] = ()
     optional_inputs: tuple[str, ...] = ()
     outputs: tuple[OutputMap, ...] = ()
-    weights: tuple[str, ...] = ()  # manifest ids; a Param with ``checkpoints`` picks one, else the first
+    weights: tuple[str, ...] = ()  # manifest ids; a Param with ``checkpoints`` picks among those it maps,
+    #                                the others are all needed (see checkpoints_for)
     provides_foreground: bool = False
     scribbles_note: str = ""  # why a method does not take scribbles, if it does not
     load: Callable[[dict], Any] | None = None
@@ -223,12 +224,28 @@ class MethodSpec:
         """The parameter whose choice picks the checkpoint, if the method has several."""
         return next((p for p in self.params if p.checkpoints), None)
 
-    def checkpoint_for(self, params: Mapping) -> str | None:
-        """The manifest id that a run with ``params`` loads (None for a method without weights)."""
+    def checkpoints_for(self, params: Mapping) -> tuple[str, ...]:
+        """Every manifest id that a run with ``params`` loads: the one a checkpoint parameter picks,
+        plus each listed checkpoint that no parameter chooses (those are always needed, e.g. SIM's
+        matting network and its classifier)."""
         chooser = self.checkpoint_param
-        if chooser is not None:
-            return chooser.checkpoints[params.get(chooser.name, chooser.default)]
-        return self.weights[0] if self.weights else None
+        chosen = () if chooser is None else (chooser.checkpoints[params.get(chooser.name, chooser.default)],)
+        always = tuple(c for c in self.weights if chooser is None or c not in chooser.checkpoints.values())
+        return chosen + always
+
+    def checkpoint_for(self, params: Mapping) -> str | None:
+        """The (first) manifest id that a run with ``params`` loads; None for a method without weights."""
+        needed = self.checkpoints_for(params)
+        return needed[0] if needed else None
+
+    def can_run_with(self, usable: Callable[[str], bool]) -> bool:
+        """Whether some choice of parameters finds every checkpoint it needs usable."""
+        if self.unavailable:
+            return False
+        chooser = self.checkpoint_param
+        always = self.checkpoints_for({chooser.name: chooser.default} if chooser else {})[1 if chooser else 0:]
+        return all(usable(c) for c in always) and (
+            chooser is None or any(usable(c) for c in chooser.checkpoints.values()))
 
     def params_selecting(self, checkpoint_id: str) -> dict | None:
         """Parameter values that make a run load ``checkpoint_id`` ({} when nothing needs choosing),
@@ -236,7 +253,6 @@ class MethodSpec:
         if checkpoint_id not in self.weights:
             return None
         chooser = self.checkpoint_param
-        if chooser is None:
-            return {} if checkpoint_id == self.weights[0] else None
-        return next(({chooser.name: value} for value, cid in chooser.checkpoints.items() if cid == checkpoint_id),
-                    None)
+        if chooser is None or checkpoint_id not in chooser.checkpoints.values():
+            return {}
+        return next({chooser.name: value} for value, cid in chooser.checkpoints.items() if cid == checkpoint_id)

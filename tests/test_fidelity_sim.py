@@ -256,7 +256,7 @@ def test_missing_weights_say_how_to_fetch_them(tmp_path, monkeypatch):
     monkeypatch.delenv("MATTING_AUTO_FETCH", raising=False)
     for checkpoint_id in ("sim_matting", "sim_classifier"):
         monkeypatch.delenv(weights.entry(checkpoint_id).env_var, raising=False)
-    monkeypatch.setattr(weights, "_overrides", {})
+    monkeypatch.setattr(weights.store, "_overrides", {})
     with pytest.raises(MattingError) as caught:
         matting.run("sim", _image(32, 40), trimap=_trimap(32, 40), foreground="none")
     assert "python -m matting.weights fetch sim_matting" in str(caught.value)

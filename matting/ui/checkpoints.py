@@ -34,7 +34,7 @@ def checkpoint_state(checkpoint_id: str) -> str:
 
 def is_ready(spec) -> bool:
     """True when the method needs no weights or one of its checkpoints can be loaded now."""
-    return not spec.unavailable and (not spec.weights or any(_weights().usable(c) for c in spec.weights))
+    return spec.can_run_with(_weights().usable)
 
 
 def fetch_command(checkpoint_id: str) -> str:
@@ -74,7 +74,7 @@ def short_status(spec) -> str:
         return "not runnable"
     if not spec.weights:
         return "not needed"
-    if any(_weights().usable(c) for c in spec.weights):
+    if spec.can_run_with(_weights().usable):
         return "present"
     if auto_fetch():
         return "downloads on first use"
