@@ -21,13 +21,13 @@ senguptaumd/Background-Matting, as described in ``../shared/notes/survey-methods
    above 0.2 set to 1 (the rest kept); all-zero rows below row 250 are deleted together with the two
    rows above the first of them; the mask is padded at the bottom by replicating its last row, 25 rows
    plus as many as were deleted; eroded (3×3 ellipse, 10 iterations), dilated (5×5 ellipse, 5
-   iterations), Gaussian-blurred (31×31, σ from the size), ``(255·m)`` truncated to 8 bits, and rows
-   512…536 (the 25 padding rows at the bottom of the original size) deleted. So a person cut off above
-   the bottom of the crop is extended straight down to it.
+   iterations), Gaussian-blurred (31×31, σ from the size), ``(255·m)`` truncated to 8 bits, and the 25
+   rows 512…536 deleted, which leaves 512 rows again. So a person whose mask ends above the bottom of
+   the crop (below row 250) is extended straight down to it.
 4. **Network input** — RGB photo, background, processed mask and motion frames as ``2·x/255 − 1``.
 5. **Network** — ``alpha_pred, fg_pred_tmp = net(img, bg, mask, multi)``.
-6. **Post-processing** (:func:`postprocess`) — foreground = photo where ``alpha_pred > 0.95`` (on the
-   tanh output in [−1, 1]), else ``fg_pred_tmp``; both maps ``(x + 1) / 2`` clipped to [0, 1]; alpha kept
+6. **Post-processing** (:func:`postprocess`) — foreground = photo where ``alpha_pred > 0.95``, else
+   ``fg_pred_tmp`` (the threshold is read here as applying to the network's tanh output in [−1, 1]); both maps ``(x + 1) / 2`` clipped to [0, 1]; alpha kept
    only on the **largest connected component** of ``alpha > 0.05`` (``skimage.measure.label``,
    8-connected); the foreground zeroed where the 8-bit alpha ``/ 255 ≤ 0.01``.
 7. **Uncrop** (:func:`uncrop`) — each result resized (bilinear) to the box and pasted into a zero canvas
