@@ -7,3 +7,5 @@ from . import dim  # noqa: F401,E402
 from . import selfie  # noqa: F401,E402
 from . import pipelines  # noqa: F401,E402
 from . import sim  # noqa: F401,E402
+from . import shm  # noqa: F401,E402
+from . import bgmv1  # noqa: F401,E402  (after shm: its mask-method choice lists the automatic methods registered so far)
