@@ -47,6 +47,7 @@ import numpy as np
 from ..errors import MattingError
 from ..io import to_uint8
 from ..registry import get, methods, register
+from ..runner import session
 from ..spec import Card, Inputs, IntermediateMap, MethodOutput, MethodSpec, OutputMap, Param
 from . import torch_utils
 
@@ -181,13 +182,18 @@ def postprocess(alpha_pred: np.ndarray, fg_pred_tmp: np.ndarray, image: np.ndarr
     return alpha.astype(np.float32), fg.astype(np.float32), bool(component.any())
 
 
-def person_mask(image: np.ndarray, method_id: str) -> tuple[np.ndarray, list[str]]:
-    """Step 0: the soft person mask (float H×W in [0, 1]) from automatic method ``method_id``."""
-    spec = get(method_id)
-    if spec.family != "automatic":
+def mask_session(method_id: str):
+    """The session of the automatic method that supplies the person mask (its network loaded once)."""
+    if get(method_id).family != "automatic":
         raise MattingError(f"The mask method must be an automatic method; {method_id!r} is not.")
-    output = spec.compute(Inputs(image=image), {p.name: p.default for p in spec.params})
-    return np.clip(np.asarray(output.alpha, np.float32), 0.0, 1.0), list(output.warnings)
+    return session(method_id, foreground="none")
+
+
+def person_mask(image: np.ndarray, method_id_or_session) -> tuple[np.ndarray, list[str]]:
+    """Step 0: the soft person mask (float H×W in [0, 1]) from an automatic method (id or session)."""
+    masker = mask_session(method_id_or_session) if isinstance(method_id_or_session, str) else method_id_or_session
+    result = masker.run_prepared(Inputs(image=image))
+    return result.alpha, list(result.warnings)
 
 
 def run_network(model, image_u8, back_u8, mask_u8, resolution: int = RESOLUTION) -> dict:
@@ -207,12 +213,19 @@ def run_network(model, image_u8, back_u8, mask_u8, resolution: int = RESOLUTION)
             "alpha": alpha, "foreground": fg, "found": found}
 
 
-def compute(inputs: Inputs, params: dict) -> MethodOutput:
+def load(params: dict) -> dict:
+    """The chosen checkpoint's network and the mask method's session."""
+    if int(params["resolution"]) % STRIDE:
+        raise MattingError(f"Parameter 'resolution' of bgmv1 must be a multiple of {STRIDE}; "
+                           f"got {params['resolution']}.")
+    return {"model": torch_utils.load_model("bgmv1", CHECKPOINTS[params["checkpoint"]]),
+            "mask": mask_session(params["mask_method"])}
+
+
+def compute(inputs: Inputs, params: dict, loaded: dict) -> MethodOutput:
     resolution = int(params["resolution"])
-    if resolution % STRIDE:
-        raise MattingError(f"Parameter 'resolution' of bgmv1 must be a multiple of {STRIDE}; got {resolution}.")
-    model = torch_utils.load_model("bgmv1", CHECKPOINTS[params["checkpoint"]])
-    mask, warnings = person_mask(inputs.image, params["mask_method"])
+    model = loaded["model"]
+    mask, warnings = person_mask(inputs.image, loaded["mask"])
     out = run_network(model, to_uint8(inputs.image), to_uint8(inputs.background), to_uint8(mask), resolution)
     shape, box = inputs.shape, out["box"]
     if not out["found"]:
@@ -238,7 +251,7 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
 
 
 SPEC = MethodSpec(
-    id="bgmv1", name="Background Matting v1", family="background", compute=compute,
+    id="bgmv1", name="Background Matting v1", family="background", compute=compute, load=load,
     required_inputs=("background",), provides_foreground=True,
     params=(
         Param("checkpoint", "real-fixed-cam",

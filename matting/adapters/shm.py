@@ -70,8 +70,11 @@ def official_alpha(image: np.ndarray, model) -> tuple[np.ndarray, dict]:
     return to_image_size(raw["alpha_p"], height, width), raw
 
 
-def compute(inputs: Inputs, params: dict) -> MethodOutput:
-    model = torch_utils.load_model("shm", CHECKPOINT)
+def load(params: dict):
+    return torch_utils.load_model("shm", CHECKPOINT)
+
+
+def compute(inputs: Inputs, params: dict, model) -> MethodOutput:
     height, width = inputs.shape
     alpha, raw = official_alpha(inputs.image, model)
     trimap = np.stack([to_image_size(p, height, width) for p in raw["probabilities"]], axis=2)
@@ -85,7 +88,7 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
 
 
 SPEC = MethodSpec(
-    id="shm", name="SHM (unofficial light re-implementation)", family="automatic", compute=compute,
+    id="shm", name="SHM (unofficial light re-implementation)", family="automatic", compute=compute, load=load,
     outputs=OUTPUTS, weights=(CHECKPOINT,),
     card=Card(
         paper="Semantic Human Matting",

@@ -272,9 +272,8 @@ def class_map_picture(smap: np.ndarray, trimap: np.ndarray, covered: np.ndarray)
 
 # --------------------------------------------------------------------------- the method
 
-def compute(inputs: Inputs, params: dict) -> MethodOutput:
-    import torch
-
+def load(params: dict) -> tuple:
+    """(classifier, matting network); one message names every checkpoint that is missing."""
     from .. import weights
 
     missing = []
@@ -285,8 +284,14 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
             missing.append(str(exc))
     if missing:
         raise MattingError("SIM needs two checkpoints, the matting network and its classifier.\n" + "\n".join(missing))
-    classifier = torch_utils.load_model("sim_classifier", CLASSIFIER_CHECKPOINT)
-    model = torch_utils.load_model("sim", MATTING_CHECKPOINT)
+    return (torch_utils.load_model("sim_classifier", CLASSIFIER_CHECKPOINT),
+            torch_utils.load_model("sim", MATTING_CHECKPOINT))
+
+
+def compute(inputs: Inputs, params: dict, networks: tuple) -> MethodOutput:
+    import torch
+
+    classifier, model = networks
 
     height, width = inputs.shape
     arrays = preprocess(to_uint8(inputs.image), inputs.trimap)
@@ -325,7 +330,7 @@ def compute(inputs: Inputs, params: dict) -> MethodOutput:
 
 
 SPEC = MethodSpec(
-    id="sim", name="Semantic Image Matting", family="trimap", compute=compute,
+    id="sim", name="Semantic Image Matting", family="trimap", compute=compute, load=load,
     one_of_inputs=("trimap",),
     scribbles_note="It was trained on dense trimaps, and its semantic trimap is computed inside the trimap's "
                    "unknown region. Turn scribbles into a trimap first (matting.trimap.dense_from_scribbles, or "
