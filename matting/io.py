@@ -20,8 +20,13 @@ Canonical forms after loading
 """
 from __future__ import annotations
 
+import errno
 import io
+import math
+import numbers
 import os
+import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,17 +41,79 @@ SNAP_TOLERANCE = 16
 TRIMAP_LEVELS = (0, 128, 255)
 STROKE_ALPHA_THRESHOLD = 32
 
-Image.MAX_IMAGE_PIXELS = None  # our own guard (max_pixels) replaces PIL's bomb warning
+# A file is read whole before decoding, so its size is capped too: 16 bytes per allowed pixel (an
+# uncompressed float32 RGBA TIFF), never less than MIN_FILE_CAP_BYTES.
+FILE_BYTES_PER_PIXEL = 16
+MIN_FILE_CAP_BYTES = 64 * 2**20
+
+
+def _shown(value, limit: int = 80) -> str:
+    """repr() of a user value for a message: bounded in length, never raising (huge ints, odd objects)."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - ValueError for ints over 4300 digits, or a hostile __repr__
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_pixel_limit(value, where: str = "max_pixels") -> int:
+    """A pixel limit (int, float, numeric string) → int ≥ 0, where 0 means no limit; else MattingError."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise MattingError(f"{where} must be a number of pixels (0 = no limit); got {_shown(value)}.") from None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise MattingError(f"{where} must be a number of pixels (0 = no limit); got {_shown(value)}.")
+    if isinstance(value, numbers.Integral):
+        number = int(value)
+    else:
+        number = float(value)
+        if not math.isfinite(number):
+            raise MattingError(f"{where} must be a finite number of pixels (0 = no limit); got {_shown(value)}.")
+        number = int(number)
+    if number < 0:
+        raise MattingError(f"{where} must be 0 (no limit) or a positive number of pixels; got {_shown(value)}.")
+    return number
 
 
 def max_pixels_default() -> int:
     value = os.environ.get("MATTING_MAX_PIXELS")
     if value is None:
         return DEFAULT_MAX_PIXELS
+    return parse_pixel_limit(value, "MATTING_MAX_PIXELS")
+
+
+def resolve_max_pixels(max_pixels=None) -> int:
+    """The pixel limit in force: ``max_pixels`` if given, else MATTING_MAX_PIXELS, else the default (0 = none)."""
+    return max_pixels_default() if max_pixels is None else parse_pixel_limit(max_pixels)
+
+
+def max_file_bytes(max_pixels=None) -> int:
+    """The largest file the loaders read: 16 bytes per allowed pixel, at least 64 MiB."""
+    limit = resolve_max_pixels(max_pixels) or DEFAULT_MAX_PIXELS
+    return max(MIN_FILE_CAP_BYTES, FILE_BYTES_PER_PIXEL * limit)
+
+
+def _initial_pil_guard() -> int:
     try:
-        return int(float(value))
-    except ValueError:
-        raise MattingError(f"MATTING_MAX_PIXELS must be a number of pixels, got {value!r}.") from None
+        return max(DEFAULT_MAX_PIXELS, max_pixels_default())
+    except MattingError:
+        return DEFAULT_MAX_PIXELS
+
+
+# Process-wide decompression-bomb guard for every decoder outside this module (e.g. Gradio decoding
+# the painter's layers): PIL warns above this many pixels and refuses twice as many before decoding.
+# This module checks declared sizes against ``max_pixels`` itself and lifts PIL's guard only for the
+# header read of an image it will then check (see _pil_open).
+Image.MAX_IMAGE_PIXELS = _initial_pil_guard()
+_PIL_GUARD_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -75,51 +142,140 @@ def describe_size(shape) -> str:
 
 # --------------------------------------------------------------------------- decoding
 
-def _open_pil(source, name: str) -> Image.Image:
+_OPEN_ERRORS = {
+    errno.ENOENT: "does not exist",
+    errno.ENOTDIR: "does not exist (a part of its path is not a folder)",
+    errno.ELOOP: "is a symbolic link that loops (or too many levels of links)",
+    errno.ENAMETOOLONG: "has a path that is too long",
+    errno.EACCES: "cannot be read (permission denied)",
+    errno.EPERM: "cannot be read (permission denied)",
+    errno.EISDIR: "is a folder, not an image file",
+}
+
+
+def _read_file(path, name: str, max_pixels) -> tuple[bytes, str]:
+    """The bytes of a regular file, at most max_file_bytes(); FIFOs, devices, sockets and folders are refused.
+
+    The file is opened non-blocking (a FIFO without a writer cannot hang the open) and checked with
+    fstat on the opened descriptor, so what is checked is what is read.
+    """
+    try:
+        raw = os.fspath(path)
+        text = os.fsdecode(raw)
+    except (TypeError, ValueError) as exc:
+        raise MattingError(f"The {name} path is not a valid file path ({exc}).") from None
+    shown = _shown(text, 120)
+    label = f"{name} file {_shown(os.path.basename(text) or text, 120)}"
+    try:
+        fd = os.open(raw, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except ValueError:  # embedded NUL byte
+        raise MattingError(f"The {name} path {shown} is not a valid file path (it contains a NUL character).") from None
+    except OSError as exc:
+        what = _OPEN_ERRORS.get(exc.errno, f"could not be opened ({exc.strerror or exc})")
+        noun = "" if exc.errno == errno.EISDIR else " file"
+        raise MattingError(f"The {name}{noun} {shown} {what}.") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise MattingError(f"The {name} {shown} is a folder, not an image file.")
+        if not stat.S_ISREG(info.st_mode):
+            kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else
+                    "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else
+                    "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+            raise MattingError(
+                f"The {name} {shown} is {kind}, not a regular file; only image files are read "
+                "(special files can block forever or never end)."
+            )
+        cap = max_file_bytes(max_pixels)
+        if info.st_size > cap:
+            raise MattingError(
+                f"The {label} is {info.st_size / 2**20:.1f} MB, above the {cap / 2**20:.0f} MB cap on image "
+                "files (16 bytes per allowed pixel); downscale or compress it."
+            )
+        chunks, total = [], 0
+        while total <= cap:
+            chunk = os.read(fd, min(cap + 1 - total, 16 * 2**20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > cap:
+            raise MattingError(f"The {label} grew beyond the {cap / 2**20:.0f} MB cap on image files while being read.")
+        return b"".join(chunks), label
+    except OSError as exc:
+        raise MattingError(f"The {label} could not be read ({exc.strerror or exc}).") from None
+    finally:
+        os.close(fd)
+
+
+def _pil_open(data: bytes) -> Image.Image:
+    """Image.open on bytes; PIL's process-wide bomb guard is lifted only for this header read when it
+    would refuse, because the caller checks the declared size against its own limit before decoding."""
+    try:
+        return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        with _PIL_GUARD_LOCK:
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                return Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+
+
+def _open_pil(source, name: str, max_pixels=None) -> Image.Image:
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise MattingError(f"The {name} file {str(path)!r} does not exist.")
-        if path.is_dir():
-            raise MattingError(f"The {name} {str(path)!r} is a folder, not an image file.")
-        data = path.read_bytes()
-        label = f"{name} file {path.name!r}"
+        data, label = _read_file(source, name, max_pixels)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         label = f"{name} data"
+        cap = max_file_bytes(max_pixels)
+        if len(data) > cap:
+            raise MattingError(
+                f"The {label} is {len(data) / 2**20:.1f} MB, above the {cap / 2**20:.0f} MB cap on image files."
+            )
     else:
         raise TypeError(source)
     if len(data) == 0:
         raise MattingError(f"The {label} is empty (0 bytes); expected a PNG, JPEG, WebP, TIFF or BMP image.")
     try:
-        image = Image.open(io.BytesIO(data))
+        image = _pil_open(data)
     except UnidentifiedImageError:
         raise MattingError(
             f"The {label} is not an image that can be read (expected PNG, JPEG, WebP, TIFF or BMP)."
         ) from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the user's file, not our bug
-        raise MattingError(f"The {label} could not be read as an image: {exc}.") from None
+        raise MattingError(f"The {label} could not be read as an image: {_shown(str(exc), 200)}.") from None
     image.info["_label"] = label
     return image
 
 
 def _decode(image: Image.Image, name: str, max_pixels: int | None) -> Image.Image:
     label = image.info.get("_label", name)
-    check_pixels(image.size[1], image.size[0], name, max_pixels)
+    check_pixels(image.size[1], image.size[0], name, max_pixels)  # declared size, before any decoding
     try:
         image.load()
         image = ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as exc:  # a frame or layer larger than the declared size
+        raise MattingError(f"The {label} holds a frame too large to decode safely ({exc}).") from None
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
-        raise MattingError(f"The {label} is truncated or corrupt and could not be decoded ({exc}).") from None
+        raise MattingError(
+            f"The {label} is truncated or corrupt and could not be decoded ({_shown(str(exc), 200)})."
+        ) from None
+    check_pixels(image.size[1], image.size[0], name, max_pixels)
     return image
 
 
 def check_pixels(height: int, width: int, name: str, max_pixels: int | None = None) -> None:
-    limit = max_pixels_default() if max_pixels is None else max_pixels
     if min(height, width) < MIN_SIDE:
         raise MattingError(
             f"The {name} is {width}×{height} pixels; each side must be at least {MIN_SIDE} pixels."
         )
+    check_pixel_count(height, width, name, max_pixels)
+
+
+def check_pixel_count(height: int, width: int, name: str, max_pixels: int | None = None) -> None:
+    """MattingError if height × width exceeds the pixel limit (``max_pixels``, else MATTING_MAX_PIXELS)."""
+    limit = resolve_max_pixels(max_pixels)
     if limit and height * width > limit:
         scale = (limit / (height * width)) ** 0.5
         raise MattingError(
@@ -129,39 +285,68 @@ def check_pixels(height: int, width: int, name: str, max_pixels: int | None = No
         )
 
 
-def _pil_to_array(image: Image.Image) -> np.ndarray:
-    """PIL image → float32 array in [0, 1], H×W or H×W×C, keeping an alpha channel if present."""
+_PREMULTIPLIED = {"La": "LA", "RGBa": "RGBA"}  # PIL converts these only to their straight-alpha form
+
+
+def _pil_to_array(image: Image.Image, name: str = "image") -> np.ndarray:
+    """PIL image → float32 array in [0, 1], H×W or H×W×C, keeping an alpha channel if present.
+
+    Every mode ends in :func:`_array_to_unit_float`, the same range / NaN check as numpy input.
+    """
+    label = image.info.get("_label", name)
     mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return np.asarray(image, dtype=np.float32) / 65535.0
-    if mode == "I":
-        array = np.asarray(image, dtype=np.float64)
-        return (array / (65535.0 if array.max() > 255 else 255.0)).astype(np.float32)
+    if mode.startswith("I;16"):
+        return _array_to_unit_float(np.asarray(image).astype(np.uint16), label)
+    if mode in ("I", "I;32", "I;32L", "I;32B", "I;32N") or mode.startswith("I;"):
+        try:
+            array = np.asarray(image.convert("I") if mode != "I" else image).astype(np.int64)
+        except Exception as exc:  # noqa: BLE001
+            raise MattingError(f"The {label} has the image mode {mode!r}, which cannot be read ({exc}).") from None
+        low, high = int(array.min(initial=0)), int(array.max(initial=0))
+        if low < 0 or high > 65535:
+            raise MattingError(
+                f"The {label} is a 32-bit integer image with values in [{low}, {high}]; "
+                "integer images must lie in 0…255 (8-bit) or 0…65535 (16-bit)."
+            )
+        return _array_to_unit_float(array.astype(np.uint16 if high > 255 else np.uint8), label)
     if mode == "F":
-        return np.asarray(image, dtype=np.float32)
+        return _array_to_unit_float(np.asarray(image, dtype=np.float32), label)
     if mode not in ("L", "LA", "RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
-    return np.asarray(image, dtype=np.float32) / 255.0
+        try:
+            if mode in _PREMULTIPLIED:
+                image = image.convert(_PREMULTIPLIED[mode])
+            else:
+                has_alpha = "A" in mode.upper() or "transparency" in image.info
+                image = image.convert("RGBA" if has_alpha else "RGB")
+        except Exception as exc:  # noqa: BLE001 - a mode PIL cannot convert
+            raise MattingError(
+                f"The {label} has the image mode {mode!r}, which cannot be converted to RGB ({_shown(str(exc), 120)})."
+            ) from None
+    return _array_to_unit_float(np.asarray(image), label)
 
 
 def _array_to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
-    if array.dtype == np.bool_:
+    """The one range check for pixel data (numpy input and decoded images alike) → float32 in [0, 1]."""
+    kind, size = array.dtype.kind, array.dtype.itemsize
+    if kind == "b":
         return array.astype(np.float32)
-    if array.dtype == np.uint8:
+    if kind == "u" and size == 1:
         return array.astype(np.float32) / 255.0
-    if array.dtype == np.uint16:
+    if kind == "u" and size == 2:
         return array.astype(np.float32) / 65535.0
-    if np.issubdtype(array.dtype, np.integer):
+    if kind in "iu":
         if array.min(initial=0) < 0 or array.max(initial=0) > 255:
             raise MattingError(
                 f"The {name} array has integer values outside 0…255 (dtype {array.dtype}); "
                 "use uint8 (0…255), uint16 (0…65535) or float in [0, 1]."
             )
         return array.astype(np.float32) / 255.0
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all():
-            bad = int((~np.isfinite(array)).sum())
+    if kind == "f":
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = int(array.size - np.count_nonzero(finite))
             raise MattingError(f"The {name} array contains {bad} NaN or infinite values; all values must be finite.")
+        del finite
         low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
         if low < -1e-3 or high > 1 + 1e-3:
             hint = " (it looks like 0…255: divide by 255)" if high <= 255 and low >= 0 else ""
@@ -182,9 +367,9 @@ def _to_unit_array(source, name: str, max_pixels: int | None) -> np.ndarray:
         check_pixels(source.shape[0], source.shape[1], name, max_pixels)
         array = _array_to_unit_float(source, name)
     elif isinstance(source, Image.Image):
-        array = _pil_to_array(_decode(source, name, max_pixels))
+        array = _pil_to_array(_decode(source, name, max_pixels), name)
     elif isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
-        array = _pil_to_array(_decode(_open_pil(source, name), name, max_pixels))
+        array = _pil_to_array(_decode(_open_pil(source, name, max_pixels), name, max_pixels), name)
     elif source is None:
         raise MattingError(f"No {name} was given.")
     else:
@@ -273,7 +458,21 @@ def load_trimap(source, expected_shape=None, name: str = "trimap", max_pixels: i
 def load_scribbles(source, expected_shape=None, name: str = "scribbles", max_pixels: int | None = None) -> Scribbles:
     """Scribbles → :class:`Scribbles`. Also accepts a ``Scribbles`` or a (foreground_mask, background_mask) pair."""
     if isinstance(source, Scribbles):
-        foreground, background = source.foreground, source.background
+        masks = []
+        for which, mask in (("foreground", source.foreground), ("background", source.background)):
+            if not isinstance(mask, np.ndarray) or mask.ndim != 2:
+                shape = getattr(mask, "shape", None)
+                raise MattingError(
+                    f"The {name} {which} mask must be a 2-D H×W boolean array; got "
+                    f"{type(mask).__name__}{'' if shape is None else f' of shape {_shown(shape)}'}."
+                )
+            check_pixels(mask.shape[0], mask.shape[1], f"{name} {which} mask", max_pixels)
+            if mask.dtype.kind not in "biuf":
+                raise MattingError(f"The {name} {which} mask has dtype {mask.dtype}; expected a boolean array.")
+            if mask.dtype.kind == "f" and not np.isfinite(mask).all():
+                raise MattingError(f"The {name} {which} mask contains NaN or infinite values.")
+            masks.append(mask != 0)
+        foreground, background = masks
     elif isinstance(source, (tuple, list)) and len(source) == 2:
         foreground = _load_mask(source[0], f"{name} foreground mask", expected_shape, max_pixels)
         background = _load_mask(source[1], f"{name} background mask", expected_shape, max_pixels)
@@ -287,6 +486,11 @@ def load_scribbles(source, expected_shape=None, name: str = "scribbles", max_pix
     background = np.asarray(background, bool)
     _check_shape(foreground, name, expected_shape)
     _check_shape(background, name, expected_shape)
+    if foreground.shape != background.shape:
+        raise MattingError(
+            f"The {name} foreground mask is {describe_size(foreground.shape)} but the background mask is "
+            f"{describe_size(background.shape)}; they must be the same size."
+        )
     if (foreground & background).any():
         raise MattingError(
             f"The {name} mark {int((foreground & background).sum())} pixels as both foreground and background."
