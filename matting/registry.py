@@ -59,6 +59,9 @@ def methods(family: str | None = None) -> list[MethodSpec]:
 
 def get(method_id: str) -> MethodSpec:
     _ensure_loaded()
+    if not isinstance(method_id, str):
+        raise MattingError(f"A method id must be a string such as 'closed_form', not {type(method_id).__name__}. "
+                           f"Known methods: {', '.join(_METHODS)}.")
     try:
         return _METHODS[method_id]
     except KeyError:
