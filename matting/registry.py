@@ -65,10 +65,10 @@ def get(method_id: str) -> MethodSpec:
     try:
         return _METHODS[method_id]
     except KeyError:
-        close = difflib.get_close_matches(str(method_id), _METHODS, n=1)
+        close = difflib.get_close_matches(method_id[:100], _METHODS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise MattingError(
-            f"Unknown method {method_id!r}.{hint} Known methods: {', '.join(_METHODS)}."
+            f"Unknown method {method_id[:100]!r}.{hint} Known methods: {', '.join(_METHODS)}."
         ) from None
 
 
