@@ -71,10 +71,13 @@ def parse_pixel_limit(value, where: str = "max_pixels") -> int:
                 raise MattingError(f"{where} must be a number of pixels (0 = no limit); got {_shown(value)}.") from None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise MattingError(f"{where} must be a number of pixels (0 = no limit); got {_shown(value)}.")
-    if isinstance(value, numbers.Integral):
+    if isinstance(value, numbers.Rational):  # int, numpy ints, Fraction: exact, however large
         number = int(value)
     else:
-        number = float(value)
+        try:
+            number = float(value)
+        except (OverflowError, ValueError, TypeError):
+            number = math.nan
         if not math.isfinite(number):
             raise MattingError(f"{where} must be a finite number of pixels (0 = no limit); got {_shown(value)}.")
         number = int(number)
