@@ -153,6 +153,7 @@ _OPEN_ERRORS = {
     errno.EACCES: "cannot be read (permission denied)",
     errno.EPERM: "cannot be read (permission denied)",
     errno.EISDIR: "is a folder, not an image file",
+    errno.ENXIO: "is a socket or a device, not a regular file",
 }
 
 
