@@ -300,8 +300,8 @@ def _pil_to_array(image: Image.Image, name: str = "image") -> np.ndarray:
     label = image.info.get("_label", name)
     mode = image.mode
     if mode.startswith("I;16"):
-        return _array_to_unit_float(np.asarray(image).astype(np.uint16), label)
-    if mode in ("I", "I;32", "I;32L", "I;32B", "I;32N") or mode.startswith("I;"):
+        return _array_to_unit_float(np.asarray(image).astype(np.uint16), name, label)
+    if mode == "I" or mode.startswith("I;"):  # 32-bit integers
         try:
             array = np.asarray(image.convert("I") if mode != "I" else image).astype(np.int64)
         except Exception as exc:  # noqa: BLE001
@@ -312,9 +312,9 @@ def _pil_to_array(image: Image.Image, name: str = "image") -> np.ndarray:
                 f"The {label} is a 32-bit integer image with values in [{low}, {high}]; "
                 "integer images must lie in 0…255 (8-bit) or 0…65535 (16-bit)."
             )
-        return _array_to_unit_float(array.astype(np.uint16 if high > 255 else np.uint8), label)
+        return _array_to_unit_float(array.astype(np.uint16 if high > 255 else np.uint8), name, label)
     if mode == "F":
-        return _array_to_unit_float(np.asarray(image, dtype=np.float32), label)
+        return _array_to_unit_float(np.asarray(image, dtype=np.float32), name, label)
     if mode not in ("L", "LA", "RGB", "RGBA"):
         try:
             if mode in _PREMULTIPLIED:
@@ -326,11 +326,14 @@ def _pil_to_array(image: Image.Image, name: str = "image") -> np.ndarray:
             raise MattingError(
                 f"The {label} has the image mode {mode!r}, which cannot be converted to RGB ({_shown(str(exc), 120)})."
             ) from None
-    return _array_to_unit_float(np.asarray(image), label)
+    return _array_to_unit_float(np.asarray(image), name, label)
 
 
-def _array_to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
-    """The one range check for pixel data (numpy input and decoded images alike) → float32 in [0, 1]."""
+def _array_to_unit_float(array: np.ndarray, name: str, what: str | None = None) -> np.ndarray:
+    """The one range check for pixel data (numpy input and decoded images alike) → float32 in [0, 1].
+
+    ``what`` names the data in messages (default: "<name> array"; a decoded file passes its label)."""
+    what = what or f"{name} array"
     kind, size = array.dtype.kind, array.dtype.itemsize
     if kind == "b":
         return array.astype(np.float32)
@@ -341,7 +344,7 @@ def _array_to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
     if kind in "iu":
         if array.min(initial=0) < 0 or array.max(initial=0) > 255:
             raise MattingError(
-                f"The {name} array has integer values outside 0…255 (dtype {array.dtype}); "
+                f"The {what} has integer values outside 0…255 (dtype {array.dtype}); "
                 "use uint8 (0…255), uint16 (0…65535) or float in [0, 1]."
             )
         return array.astype(np.float32) / 255.0
@@ -349,16 +352,16 @@ def _array_to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
         finite = np.isfinite(array)
         if not finite.all():
             bad = int(array.size - np.count_nonzero(finite))
-            raise MattingError(f"The {name} array contains {bad} NaN or infinite values; all values must be finite.")
+            raise MattingError(f"The {what} contains {bad} NaN or infinite values; all values must be finite.")
         del finite
         low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
         if low < -1e-3 or high > 1 + 1e-3:
             hint = " (it looks like 0…255: divide by 255)" if high <= 255 and low >= 0 else ""
             raise MattingError(
-                f"The {name} array has float values in [{low:.3g}, {high:.3g}]; float inputs must lie in [0, 1]{hint}."
+                f"The {what} has float values in [{low:.3g}, {high:.3g}]; float inputs must lie in [0, 1]{hint}."
             )
         return np.clip(array, 0.0, 1.0).astype(np.float32)
-    raise MattingError(f"The {name} array has dtype {array.dtype}; expected uint8, uint16, bool or float.")
+    raise MattingError(f"The {what} has dtype {array.dtype}; expected uint8, uint16, bool or float.")
 
 
 def _to_unit_array(source, name: str, max_pixels: int | None) -> np.ndarray:
