@@ -367,6 +367,7 @@ def _array_to_unit_float(array: np.ndarray, name: str, what: str | None = None) 
 def _to_unit_array(source, name: str, max_pixels: int | None) -> np.ndarray:
     """Any accepted source → float32 array in [0, 1] (H×W or H×W×C), size-checked."""
     if isinstance(source, np.ndarray):
+        source = np.asarray(source)  # subclasses (np.matrix, masked arrays) as plain arrays
         if source.ndim not in (2, 3) or (source.ndim == 3 and source.shape[2] not in (1, 3, 4)):
             raise MattingError(
                 f"The {name} array has shape {source.shape}; expected H×W, H×W×1, H×W×3 or H×W×4."

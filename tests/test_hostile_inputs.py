@@ -122,6 +122,12 @@ def test_arbitrary_arrays(array):
     _every_loader(array)
 
 
+def test_array_subclasses():
+    matrix = np.asmatrix(np.full((16, 16), 128, np.uint8))
+    masked = np.ma.masked_array(np.full((16, 16, 3), 0.5), mask=False)
+    assert _every_loader(matrix) >= 1 and _every_loader(masked) >= 1
+
+
 @given(array=arrays(), data=st.data())
 def test_arbitrary_arrays_through_run(array, data, probe_method):
     """The same arrays as every input of run(), for a method that costs nothing."""
@@ -310,6 +316,7 @@ def file_bytes(draw):
 @given(data=file_bytes())
 def test_arbitrary_bytes_as_files(data):
     _every_loader(data)
+    _every_loader(memoryview(bytearray(data)))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "upload.bin"
         path.write_bytes(data)
