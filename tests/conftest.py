@@ -83,7 +83,6 @@ except ImportError:  # hypothesis is only needed by the property tests
 else:
     _common = dict(deadline=timedelta(seconds=60), database=None, print_blob=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    settings.register_profile("default", max_examples=60, **_common)
+    settings.register_profile("default", max_examples=100, **_common)
     settings.register_profile("thorough", max_examples=1000, **_common)
-    settings.register_profile("ci", max_examples=30, derandomize=True, **_common)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -638,8 +638,22 @@ def test_painter_layers_over_the_pixel_limit_are_refused(monkeypatch):
         trimap_from_editor({"layers": [layer.astype(object)]}, (64, 64))
 
 
+def _png_header_only(width, height) -> bytes:
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
+
+
 def test_pil_guard_stays_on_for_the_whole_process():
-    assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS <= 4 * io.DEFAULT_MAX_PIXELS
+    """Other decoders in the process (Gradio's) meet PIL's guard: a bomb's header is refused unread."""
+    assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS >= io.DEFAULT_MAX_PIXELS
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(stdio.BytesIO(_png_header_only(100_000, 100_000)))
+    with pytest.raises(MattingError, match="above the limit"):
+        io.load_image(_png_header_only(100_000, 100_000))
+    assert Image.MAX_IMAGE_PIXELS is not None  # lifted only for io's own header read, then restored
 
 
 def test_file_size_cap(tmp_path, monkeypatch):
