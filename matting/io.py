@@ -26,7 +26,7 @@ import math
 import numbers
 import os
 import stat
-import threading
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,10 +113,9 @@ def _initial_pil_guard() -> int:
 
 # Process-wide decompression-bomb guard for every decoder outside this module (e.g. Gradio decoding
 # the painter's layers): PIL warns above this many pixels and refuses twice as many before decoding.
-# This module checks declared sizes against ``max_pixels`` itself and lifts PIL's guard only for the
-# header read of an image it will then check (see _pil_open).
+# This module checks declared sizes against ``max_pixels`` itself, before decoding, and never changes
+# PIL's guard (see _pil_open).
 Image.MAX_IMAGE_PIXELS = _initial_pil_guard()
-_PIL_GUARD_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -213,17 +212,37 @@ def _read_file(path, name: str, max_pixels) -> tuple[bytes, str]:
 
 
 def _pil_open(data: bytes) -> Image.Image:
-    """Image.open on bytes; PIL's process-wide bomb guard is lifted only for this header read when it
-    would refuse, because the caller checks the declared size against its own limit before decoding."""
+    """Image.open on bytes. Where PIL's process-wide bomb guard refuses the declared size, the header
+    is read again without that check (the caller checks the declared size against its own limit before
+    decoding), leaving the guard itself untouched for every other thread."""
     try:
         return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
-        with _PIL_GUARD_LOCK:
-            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
-                return Image.open(io.BytesIO(data))
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
+        return _open_unchecked(data)
+
+
+def _open_unchecked(data: bytes) -> Image.Image:
+    """Image.open's format detection (Pillow's OPEN / ID registry) without its decompression-bomb check."""
+    fp, prefix = io.BytesIO(data), data[:16]
+    try:
+        for loader in (Image.preinit, Image.init):
+            loader()
+            for fmt in list(Image.ID):
+                factory, accept = Image.OPEN[fmt]
+                result = not accept or accept(prefix)
+                if not result or isinstance(result, str):
+                    continue
+                fp.seek(0)
+                try:
+                    return factory(fp, "")
+                except (SyntaxError, IndexError, TypeError, struct.error):
+                    continue
+    except (AttributeError, KeyError, ValueError) as exc:  # Pillow's registry changed shape
+        raise MattingError(
+            f"The image declares more than {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels, "
+            "above the limit (its exact size could not be read)."
+        ) from exc
+    raise UnidentifiedImageError("cannot identify image file")
 
 
 def _open_pil(source, name: str, max_pixels=None) -> Image.Image:

@@ -653,7 +653,12 @@ def test_pil_guard_stays_on_for_the_whole_process():
         Image.open(stdio.BytesIO(_png_header_only(100_000, 100_000)))
     with pytest.raises(MattingError, match="above the limit"):
         io.load_image(_png_header_only(100_000, 100_000))
-    assert Image.MAX_IMAGE_PIXELS is not None  # lifted only for io's own header read, then restored
+    guard = Image.MAX_IMAGE_PIXELS
+    assert 6000 * 6000 > 2 * guard or os.environ.get("MATTING_MAX_PIXELS")
+    # with no pixel limit, io reads the header past PIL's guard (and then finds no pixel data)
+    with pytest.raises(MattingError, match="truncated or corrupt"):
+        io.load_image(_png_header_only(6000, 6000), max_pixels=0)
+    assert Image.MAX_IMAGE_PIXELS == guard  # never changed, not even for a moment
 
 
 def test_file_size_cap(tmp_path, monkeypatch):
