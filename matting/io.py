@@ -21,33 +21,19 @@ Canonical forms after loading
 from __future__ import annotations
 
 import io
-import tempfile
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from .errors import MattingError
-
-DEFAULT_MAX_PIXELS = 16_000_000
-MIN_SIDE = 8
-SNAP_TOLERANCE = 16
-TRIMAP_LEVELS = (0, 128, 255)
-STROKE_ALPHA_THRESHOLD = 32
-
-Image.MAX_IMAGE_PIXELS = None  # our own guard (max_pixels) replaces PIL's bomb warning
-
-
-def max_pixels_default() -> int:
-    value = os.environ.get("MATTING_MAX_PIXELS")
-    if value is None:
-        return DEFAULT_MAX_PIXELS
-    try:
-        return int(float(value))
-    except ValueError:
-        raise MattingError(f"MATTING_MAX_PIXELS must be a number of pixels, got {value!r}.") from None
+from .decoding import (  # noqa: F401  (the limits and checks are part of io's public API)
+    DEFAULT_MAX_PIXELS, FILE_BYTES_PER_PIXEL, MIN_FILE_CAP_BYTES, MIN_SIDE, SNAP_TOLERANCE, STROKE_ALPHA_THRESHOLD,
+    TRIMAP_LEVELS, _check_shape, _shown, _split_alpha, _to_unit_array, check_pixel_count, check_pixels,
+    describe_size, max_file_bytes, max_pixels_default, parse_pixel_limit, resolve_max_pixels)
 
 
 @dataclass(frozen=True)
@@ -67,150 +53,6 @@ class Scribbles:
         trimap[self.foreground] = 255
         trimap[self.background] = 0
         return trimap
-
-
-def describe_size(shape) -> str:
-    """'W×H' for a numpy shape (H, W, ...)."""
-    return f"{shape[1]}×{shape[0]}"
-
-
-# --------------------------------------------------------------------------- decoding
-
-def _open_pil(source, name: str) -> Image.Image:
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise MattingError(f"The {name} file {str(path)!r} does not exist.")
-        if path.is_dir():
-            raise MattingError(f"The {name} {str(path)!r} is a folder, not an image file.")
-        data = path.read_bytes()
-        label = f"{name} file {path.name!r}"
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        label = f"{name} data"
-    else:
-        raise TypeError(source)
-    if len(data) == 0:
-        raise MattingError(f"The {label} is empty (0 bytes); expected a PNG, JPEG, WebP, TIFF or BMP image.")
-    try:
-        image = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise MattingError(
-            f"The {label} is not an image that can be read (expected PNG, JPEG, WebP, TIFF or BMP)."
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is the user's file, not our bug
-        raise MattingError(f"The {label} could not be read as an image: {exc}.") from None
-    image.info["_label"] = label
-    return image
-
-
-def _decode(image: Image.Image, name: str, max_pixels: int | None) -> Image.Image:
-    label = image.info.get("_label", name)
-    check_pixels(image.size[1], image.size[0], name, max_pixels)
-    try:
-        image.load()
-        image = ImageOps.exif_transpose(image)
-    except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
-        raise MattingError(f"The {label} is truncated or corrupt and could not be decoded ({exc}).") from None
-    return image
-
-
-def check_pixels(height: int, width: int, name: str, max_pixels: int | None = None) -> None:
-    limit = max_pixels_default() if max_pixels is None else max_pixels
-    if min(height, width) < MIN_SIDE:
-        raise MattingError(
-            f"The {name} is {width}×{height} pixels; each side must be at least {MIN_SIDE} pixels."
-        )
-    if limit and height * width > limit:
-        scale = (limit / (height * width)) ** 0.5
-        raise MattingError(
-            f"The {name} is {width}×{height} = {height * width / 1e6:.1f} megapixels, above the limit of "
-            f"{limit / 1e6:.1f} MP. Downscale it to about {int(width * scale)}×{int(height * scale)} "
-            f"or raise the limit (max_pixels=… or the MATTING_MAX_PIXELS environment variable)."
-        )
-
-
-def _pil_to_array(image: Image.Image) -> np.ndarray:
-    """PIL image → float32 array in [0, 1], H×W or H×W×C, keeping an alpha channel if present."""
-    mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return np.asarray(image, dtype=np.float32) / 65535.0
-    if mode == "I":
-        array = np.asarray(image, dtype=np.float64)
-        return (array / (65535.0 if array.max() > 255 else 255.0)).astype(np.float32)
-    if mode == "F":
-        return np.asarray(image, dtype=np.float32)
-    if mode not in ("L", "LA", "RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
-    return np.asarray(image, dtype=np.float32) / 255.0
-
-
-def _array_to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
-    if array.dtype == np.bool_:
-        return array.astype(np.float32)
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535.0
-    if np.issubdtype(array.dtype, np.integer):
-        if array.min(initial=0) < 0 or array.max(initial=0) > 255:
-            raise MattingError(
-                f"The {name} array has integer values outside 0…255 (dtype {array.dtype}); "
-                "use uint8 (0…255), uint16 (0…65535) or float in [0, 1]."
-            )
-        return array.astype(np.float32) / 255.0
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all():
-            bad = int((~np.isfinite(array)).sum())
-            raise MattingError(f"The {name} array contains {bad} NaN or infinite values; all values must be finite.")
-        low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
-        if low < -1e-3 or high > 1 + 1e-3:
-            hint = " (it looks like 0…255: divide by 255)" if high <= 255 and low >= 0 else ""
-            raise MattingError(
-                f"The {name} array has float values in [{low:.3g}, {high:.3g}]; float inputs must lie in [0, 1]{hint}."
-            )
-        return np.clip(array, 0.0, 1.0).astype(np.float32)
-    raise MattingError(f"The {name} array has dtype {array.dtype}; expected uint8, uint16, bool or float.")
-
-
-def _to_unit_array(source, name: str, max_pixels: int | None) -> np.ndarray:
-    """Any accepted source → float32 array in [0, 1] (H×W or H×W×C), size-checked."""
-    if isinstance(source, np.ndarray):
-        if source.ndim not in (2, 3) or (source.ndim == 3 and source.shape[2] not in (1, 3, 4)):
-            raise MattingError(
-                f"The {name} array has shape {source.shape}; expected H×W, H×W×1, H×W×3 or H×W×4."
-            )
-        check_pixels(source.shape[0], source.shape[1], name, max_pixels)
-        array = _array_to_unit_float(source, name)
-    elif isinstance(source, Image.Image):
-        array = _pil_to_array(_decode(source, name, max_pixels))
-    elif isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
-        array = _pil_to_array(_decode(_open_pil(source, name), name, max_pixels))
-    elif source is None:
-        raise MattingError(f"No {name} was given.")
-    else:
-        raise MattingError(
-            f"The {name} must be a file path, bytes, a PIL image or a numpy array, not {type(source).__name__}."
-        )
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    return array
-
-
-def _split_alpha(array: np.ndarray):
-    if array.ndim == 3 and array.shape[2] == 4:
-        return array[:, :, :3], array[:, :, 3]
-    if array.ndim == 3 and array.shape[2] == 2:  # LA
-        return array[:, :, :1], array[:, :, 1]
-    return array, None
-
-
-def _check_shape(array: np.ndarray, name: str, expected_shape) -> None:
-    if expected_shape is not None and tuple(array.shape[:2]) != tuple(expected_shape[:2]):
-        raise MattingError(
-            f"The {name} is {describe_size(array.shape)} but the image is {describe_size(expected_shape)} "
-            f"(width×height); they must be the same size."
-        )
 
 
 # --------------------------------------------------------------------------- public loaders
@@ -274,7 +116,21 @@ def load_trimap(source, expected_shape=None, name: str = "trimap", max_pixels: i
 def load_scribbles(source, expected_shape=None, name: str = "scribbles", max_pixels: int | None = None) -> Scribbles:
     """Scribbles → :class:`Scribbles`. Also accepts a ``Scribbles`` or a (foreground_mask, background_mask) pair."""
     if isinstance(source, Scribbles):
-        foreground, background = source.foreground, source.background
+        masks = []
+        for which, mask in (("foreground", source.foreground), ("background", source.background)):
+            if not isinstance(mask, np.ndarray) or mask.ndim != 2:
+                shape = getattr(mask, "shape", None)
+                raise MattingError(
+                    f"The {name} {which} mask must be a 2-D H×W boolean array; got "
+                    f"{type(mask).__name__}{'' if shape is None else f' of shape {_shown(shape)}'}."
+                )
+            check_pixels(mask.shape[0], mask.shape[1], f"{name} {which} mask", max_pixels)
+            if mask.dtype.kind not in "biuf":
+                raise MattingError(f"The {name} {which} mask has dtype {mask.dtype}; expected a boolean array.")
+            if mask.dtype.kind == "f" and not np.isfinite(mask).all():
+                raise MattingError(f"The {name} {which} mask contains NaN or infinite values.")
+            masks.append(mask != 0)
+        foreground, background = masks
     elif isinstance(source, (tuple, list)) and len(source) == 2:
         foreground = _load_mask(source[0], f"{name} foreground mask", expected_shape, max_pixels)
         background = _load_mask(source[1], f"{name} background mask", expected_shape, max_pixels)
@@ -288,6 +144,11 @@ def load_scribbles(source, expected_shape=None, name: str = "scribbles", max_pix
     background = np.asarray(background, bool)
     _check_shape(foreground, name, expected_shape)
     _check_shape(background, name, expected_shape)
+    if foreground.shape != background.shape:
+        raise MattingError(
+            f"The {name} foreground mask is {describe_size(foreground.shape)} but the background mask is "
+            f"{describe_size(background.shape)}; they must be the same size."
+        )
     if (foreground & background).any():
         raise MattingError(
             f"The {name} mark {int((foreground & background).sum())} pixels as both foreground and background."

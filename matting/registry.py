@@ -56,12 +56,13 @@ def methods(family: str | None = None) -> list[MethodSpec]:
 
 def get(method_id: str) -> MethodSpec:
     if not isinstance(method_id, str):
-        raise MattingError(f"A method id is a string such as 'closed_form', not {type(method_id).__name__}.")
+        raise MattingError(f"A method id must be a string such as 'closed_form', not {type(method_id).__name__}. "
+                           f"Known methods: {', '.join(_METHODS)}.")
     try:
         return _METHODS[method_id]
     except KeyError:
-        close = difflib.get_close_matches(method_id, list(_METHODS), n=1)
+        close = difflib.get_close_matches(method_id[:100], list(_METHODS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise MattingError(
-            f"Unknown method {method_id!r}.{hint} Known methods: {', '.join(_METHODS)}."
+            f"Unknown method {method_id[:100]!r}.{hint} Known methods: {', '.join(_METHODS)}."
         ) from None

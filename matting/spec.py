@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -43,34 +44,70 @@ class Param:
         return self.label or self.name.replace("_", " ").capitalize()
 
     def validate(self, value, method_id: str):
+        """The value as the method receives it, or MattingError; never another exception, whatever ``value`` is."""
         where = f"Parameter {self.name!r} of {method_id}"
+        shown = _shown(value)
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            value = value.item()
         if self.kind == "choice":
-            if value not in self.choices:
-                raise MattingError(f"{where} must be one of {', '.join(map(repr, self.choices))}; got {value!r}.")
-            return value
+            for choice in self.choices:
+                if _same_scalar(value, choice):
+                    return choice
+            raise MattingError(f"{where} must be one of {', '.join(map(repr, self.choices))}; got {shown}.")
         if self.kind == "bool":
             if isinstance(value, (bool, np.bool_)):
                 return bool(value)
-            if value in (0, 1, "true", "false", "True", "False"):
-                return str(value).lower() in ("1", "true")
-            raise MattingError(f"{where} must be true or false; got {value!r}.")
+            if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+                return value.strip().lower() in ("1", "true")
+            if _same_scalar(value, 0) or _same_scalar(value, 1):
+                return bool(value)
+            raise MattingError(f"{where} must be true or false; got {shown}.")
+        if isinstance(value, (np.ndarray, complex, np.complexfloating)):
+            raise MattingError(f"{where} must be a single real number; got {shown}.")
         try:
             number = float(value)
-        except (TypeError, ValueError):
-            raise MattingError(f"{where} must be a number; got {value!r}.") from None
+        except OverflowError:  # an int too large for a float (e.g. 10**400, or -p radius=1000…0)
+            raise MattingError(f"{where} is far too large; got {shown}.") from None
+        except Exception:  # noqa: BLE001 - TypeError, ValueError or whatever a hostile __float__ raises
+            raise MattingError(f"{where} must be a number; got {shown}.") from None
         if not math.isfinite(number):
-            raise MattingError(f"{where} must be finite; got {value!r}.")
+            raise MattingError(f"{where} must be finite; got {shown}.")
         if self.kind == "int":
             if number != int(number):
-                raise MattingError(f"{where} must be a whole number; got {value!r}.")
+                raise MattingError(f"{where} must be a whole number; got {shown}.")
             number = int(number)
-        if (self.minimum is not None and number < self.minimum) or (
-            self.maximum is not None and number > self.maximum
-        ):
-            raise MattingError(
-                f"{where} must be between {self.minimum:g} and {self.maximum:g}; got {value!r}."
-            )
+        low, high = self.minimum, self.maximum
+        if (low is not None and number < low) or (high is not None and number > high):
+            if low is not None and high is not None:
+                bounds = f"between {low:g} and {high:g}"
+            else:
+                bounds = f"at least {low:g}" if low is not None else f"at most {high:g}"
+            raise MattingError(f"{where} must be {bounds}; got {shown}.")
         return number
+
+
+def _shown(value, limit: int = 80) -> str:
+    """repr() of a user value for a message: bounded, and never raising (ints over 4300 digits, odd objects)."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _same_scalar(value, choice) -> bool:
+    """value == choice for plain scalars only: arrays, containers and objects with odd __eq__ never match."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if type(value) is not type(choice) and not (
+        isinstance(value, numbers.Real) and isinstance(choice, numbers.Real)
+        and not isinstance(value, bool) and not isinstance(choice, bool)
+    ):
+        return False
+    try:
+        return bool(value == choice)
+    except Exception:  # noqa: BLE001
+        return False
 
 
 @dataclass(frozen=True)

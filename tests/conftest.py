@@ -69,3 +69,20 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# Hypothesis profiles for the property tests (tests/test_hostile_inputs.py): "default" keeps CI fast;
+# HYPOTHESIS_PROFILE=thorough runs ≥ 1,000 generated cases per test for a manual run. No case may take
+# longer than 60 s. No example database is written into the work tree.
+try:
+    from datetime import timedelta
+
+    from hypothesis import HealthCheck, settings
+except ImportError:  # hypothesis is only needed by the property tests
+    pass
+else:
+    _common = dict(deadline=timedelta(seconds=60), database=None, print_blob=True,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.register_profile("default", max_examples=100, **_common)
+    settings.register_profile("thorough", max_examples=1000, **_common)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import trimap as trimaps
 from ..errors import MattingError
-from ..io import STROKE_ALPHA_THRESHOLD, Scribbles, describe_size, to_uint8
+from ..io import STROKE_ALPHA_THRESHOLD, Scribbles, check_pixel_count, describe_size, to_uint8
 
 EDITOR_MAX_SIDE = 2048
 LEVELS = np.array([trimaps.BACKGROUND, trimaps.UNKNOWN, trimaps.FOREGROUND], np.float32)
@@ -68,12 +68,17 @@ def _layers(value) -> list[np.ndarray]:
     for layer in value.get("layers") or []:
         if layer is None:
             continue
-        array = np.asarray(layer)
-        if array.ndim != 3 or array.shape[2] != 4:
+        if not isinstance(layer, np.ndarray):
+            raise MattingError(f"A painted layer must be an RGBA image array, not {type(layer).__name__}.")
+        array = layer
+        if array.ndim != 3 or array.shape[2] != 4 or array.dtype.kind not in "biuf":
             raise MattingError(
                 "A painted layer must be an RGBA image (transparent where nothing is painted); "
-                f"got an array of shape {array.shape}."
+                f"got an array of shape {array.shape} and dtype {array.dtype}."
             )
+        # Gradio has decoded it already (under PIL's process-wide bomb guard, see matting.io); refuse
+        # here anything over the pixel limit before it is processed further.
+        check_pixel_count(array.shape[0], array.shape[1], "painted layer")
         layers.append(array)
     return layers
 
