@@ -24,23 +24,12 @@ from matting import weights
 from matting.adapters import bgmv2, dim, modnet, torch_utils, u2net
 from matting.errors import MattingError
 from matting.models import create
+from tests.scenes import noisy_gradient as _image, box_trimap as _trimap
 
 DEEP_METHODS = ("u2netp", "u2net", "u2net_human_seg", "modnet", "bgmv2", "dim", "selfie_segmentation",
                 "u2netp_closed_form", "selfie_closed_form")
 
 
-def _image(height, width, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
-    base = np.stack([xx, yy, 0.5 * (xx + yy)], axis=2)
-    return np.clip(base + 0.1 * rng.standard_normal((height, width, 3)), 0, 1).astype(np.float32)
-
-
-def _trimap(height, width):
-    trimap = np.zeros((height, width), np.uint8)
-    trimap[height // 4: 3 * height // 4, width // 4: 3 * width // 4] = 128
-    trimap[3 * height // 8: 5 * height // 8, 3 * width // 8: 5 * width // 8] = 255
-    return trimap
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from matting.errors import MattingError
 from matting.models.bgmv1 import ResnetConditionHR
 from matting.models.random_init import recipe_like_weights_
 from matting.models.shm import SHM
+from tests.scenes import noisy_gradient as _photo
 
 ATOL = 1e-4
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -231,12 +232,6 @@ def random_checkpoints(tmp_path_factory, random_bgmv1):
                                              if not k.endswith("num_batches_tracked")}}, shm_path)
     return {"bgmv1": bgm_path, "shm": shm_path}
 
-
-def _photo(height, width, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
-    base = np.stack([xx, yy, 0.5 * (xx + yy)], axis=2)
-    return np.clip(base + 0.1 * rng.standard_normal((height, width, 3)), 0, 1).astype(np.float32)
 
 
 def test_shm_and_bgmv1_run_end_to_end(random_checkpoints, monkeypatch):

@@ -23,6 +23,7 @@ from matting.adapters import torch_utils
 from matting.errors import MattingError
 from matting.models import create
 from matting.models.sim import SIM, SIM_CLASSES, SIMClassifier, WSConv2d, classifier_checkpoint_filter
+from tests.scenes import noisy_gradient as _image, box_trimap as _trimap
 
 ATOL = 1e-4
 
@@ -192,18 +193,6 @@ def test_classifier_checkpoint_prefix_is_stripped(classifier_model):
     assert classifier_checkpoint_filter(dict(state), classifier_model).keys() == state.keys()
 
 
-def _image(height, width, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
-    base = np.stack([xx, yy, 0.5 * (xx + yy)], axis=2)
-    return np.clip(base + 0.1 * rng.standard_normal((height, width, 3)), 0, 1).astype(np.float32)
-
-
-def _trimap(height, width):
-    trimap = np.zeros((height, width), np.uint8)
-    trimap[height // 4: 3 * height // 4, width // 4: 3 * width // 4] = 128
-    trimap[3 * height // 8: 5 * height // 8, 3 * width // 8: 5 * width // 8] = 255
-    return trimap
 
 
 def test_sim_runs_the_official_pipeline(sim_model, classifier_model, tmp_path, monkeypatch):
