@@ -163,8 +163,8 @@ def check_limits(info: VideoInfo, start: float, end: float | None, limits: Video
     if limits.max_pixels and pixels > limits.max_pixels:
         scale = (limits.max_pixels / pixels) ** 0.5
         raise MattingError(
-            f"The {name} is {info.size_text} = {pixels / 1e6:.2f} megapixels per frame, above the limit of "
-            f"{limits.max_pixels / 1e6:.2f} MP. Downscale it to about {int(info.width * scale) // 2 * 2}×"
+            f"The {name} is {info.size_text} = {pixels:,} pixels per frame, above the limit of "
+            f"{limits.max_pixels:,} pixels ({limits.max_pixels / 1e6:.2f} MP). Downscale it to about {int(info.width * scale) // 2 * 2}×"
             f"{int(info.height * scale) // 2 * 2} or raise the limit (max_pixels, --max-pixels or "
             "MATTING_VIDEO_MAX_PIXELS).")
     count = expected_frames(info, start, end)
@@ -313,7 +313,7 @@ def matte_video(method_id: str, video, *, out, background=None, ofd: bool | None
                 cutout_format: str = "webm", backdrop: str = "colour", colour: str = "#00b140",
                 backdrop_image=None, keep_audio: bool = True, limits: VideoLimits | None = None,
                 progress: Callable[[int, int | None], None] | None = None, session: Session | None = None,
-                **params) -> VideoResult:
+                on_frame: Callable[[FrameMatte], None] | None = None, **params) -> VideoResult:
     """Matte a clip with one method and write the outputs into the folder ``out``.
 
     ``video``, ``ground_truth``: paths of clips (the ground truth is an alpha video, grey, the same size
@@ -321,7 +321,8 @@ def matte_video(method_id: str, video, *, out, background=None, ofd: bool | None
     ``ofd``: None = the method's default (:func:`ofd_default`); ``start``/``duration`` in seconds;
     ``outputs``: a subset of :data:`OUTPUTS`; ``codec_name``: ``h264`` (MP4) or ``vp9`` (WebM) for the
     alpha and composite videos; ``cutout_format``: ``webm`` (VP9 with alpha) or ``mov`` (ProRes 4444);
-    ``progress(done, expected)`` is called after each frame; ``session``: an already loaded session of
+    ``progress(done, expected)`` is called after each frame, ``on_frame(FrameMatte)`` with each finished
+    frame (its image, final and raw matte; valid during the call); ``session``: an already loaded session of
     this method (its parameters are used; ``params`` must then be empty). Raises
     :class:`MattingError` before anything is written for every problem with the inputs.
     """
@@ -426,6 +427,8 @@ def matte_video(method_id: str, video, *, out, background=None, ofd: bool | None
             for warning in item.warnings:
                 if warning not in warnings:
                     warnings.append(warning)
+            if on_frame is not None:
+                on_frame(item)
             count += 1
             if progress is not None:
                 progress(count, expected)
