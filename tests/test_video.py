@@ -304,6 +304,7 @@ def test_ofd_in_the_pipeline_removes_flicker_a_static_clip_stays_the_same(tmp_pa
     plain_ofd = matte_video("test_video_flicker", path, out=tmp_path / "plain_ofd", ofd=True, outputs=("png_zip",))
     assert flickering.flicker_mean > 10 and smoothed.flicker_mean == pytest.approx(0, abs=1e-6)
     assert smoothed.flicker_raw_mean == pytest.approx(flickering.flicker_mean)  # same raw mattes
+    assert flickering.flicker_ofd_mean == pytest.approx(0, abs=1e-6)  # OFD's curve is computed with OFD off too
     assert smoothed.ofd_replaced_pixels == 2 * 20 * 15
     for a, b in zip(_zip_alphas(smoothed.files["png_zip"]), _zip_alphas(plain.files["png_zip"])):
         np.testing.assert_array_equal(a, b)  # flicker gone: equal to the clip without it

@@ -257,6 +257,7 @@ class VideoResult:
     files: dict[str, Path]
     flicker: list  # per frame, of the written matte (None for the first frame)
     flicker_raw: list  # per frame, of the raw per-frame matte (what OFD started from)
+    flicker_ofd: list  # per frame, of the raw mattes after OFD (= flicker when OFD was on; computed either way)
     ofd_replaced_pixels: int
     errors: dict | None = None  # ground-truth errors (per frame and means), when a ground truth was given
     warnings: list[str] = field(default_factory=list)
@@ -274,6 +275,10 @@ class VideoResult:
     def flicker_raw_mean(self) -> float | None:
         return temporal._mean(self.flicker_raw)
 
+    @property
+    def flicker_ofd_mean(self) -> float | None:
+        return temporal._mean(self.flicker_ofd)
+
     def summary(self) -> dict:
         return {
             "method": self.method, "params": self.params, "source": self.source, "start_s": self.start,
@@ -282,8 +287,9 @@ class VideoResult:
             "frames_per_second": round(self.frames_per_second, 3),
             "files": {k: str(v) for k, v in self.files.items()},
             "flicker": {"units": temporal.UNITS["flicker"], "mean": self.flicker_mean,
-                        "mean_without_ofd": self.flicker_raw_mean, "per_frame": self.flicker,
-                        "per_frame_without_ofd": self.flicker_raw,
+                        "mean_without_ofd": self.flicker_raw_mean, "mean_with_ofd": self.flicker_ofd_mean,
+                        "per_frame": self.flicker, "per_frame_without_ofd": self.flicker_raw,
+                        "per_frame_with_ofd": self.flicker_ofd,
                         "static_threshold": temporal.STATIC_THRESHOLD},
             "ofd_replaced_pixels": self.ofd_replaced_pixels,
             "ground_truth_errors": self.errors,
@@ -382,7 +388,8 @@ def matte_video(method_id: str, video, *, out, background=None, ofd: bool | None
     plan = {"alpha": (alpha_kind, None), "composite": (composite_kind, audio),
             "cutout": (CUTOUT_FORMATS[cutout_format], audio)}
     finals: dict[str, Path] = {}
-    flicker, flicker_raw = temporal.Flicker(), temporal.Flicker()
+    flicker, flicker_raw, flicker_ofd = temporal.Flicker(), temporal.Flicker(), temporal.Flicker()
+    preview = ofd_module.OneFrameDelay(ofd_threshold)  # OFD's flicker when the output does not use OFD
     errors = temporal.GroundTruthErrors() if gt_info is not None else None
     gt_frames = codec.read_frames(ground_truth, begin, end, "ground-truth alpha video", format="gray") \
         if gt_info is not None else None
@@ -418,6 +425,11 @@ def matte_video(method_id: str, video, *, out, background=None, ofd: bool | None
                     archive.writestr(f"frame_{item.index:05d}.png", _png_bytes(rgba))
             flicker.update(item.image, item.alpha)
             flicker_raw.update(item.image, item.raw_alpha)
+            if use_ofd:
+                flicker_ofd.update(item.image, item.alpha)
+            else:
+                for smoothed, _, image in preview.push(item.raw_alpha, item.image):
+                    flicker_ofd.update(image, smoothed)
             if gt_frames is not None:
                 gt = next(gt_frames, None)
                 if gt is None:
@@ -435,6 +447,8 @@ def matte_video(method_id: str, video, *, out, background=None, ofd: bool | None
         if count == 0:
             raise MattingError("The video has no frames in the chosen range (nothing could be decoded)."
                                if begin == 0 else f"The video has no frames after {begin:g} s.")
+        for smoothed, _, image in (preview.flush() if not use_ofd else ()):
+            flicker_ofd.update(image, smoothed)
         for writer in writers.values():
             writer.close()
             warnings += writer.warnings
@@ -445,6 +459,7 @@ def matte_video(method_id: str, video, *, out, background=None, ofd: bool | None
             method=spec.id, params=dict(session.params), source=info.summary(), frames=count,
             fps=float(info.fps), size=(info.width, info.height), ofd=use_ofd, seconds=seconds,
             load_seconds=load_seconds, files=dict(finals), flicker=flicker.values, flicker_raw=flicker_raw.values,
+            flicker_ofd=flicker_ofd.values,
             ofd_replaced_pixels=delay.replaced_pixels, warnings=warnings, start=begin,
             errors=None if errors is None else {**errors.summary(), "per_frame": {
                 "sad": errors.sad, "mse": errors.mse, "dtssd": errors.dtssd, "messddt": errors.messddt}})
