@@ -8,7 +8,9 @@ is written, then, interleaved round-robin over ``--rounds`` rounds (medians repo
 * **still**: the still-image path, ``session.run(frame)`` per frame on frames already decoded into
   memory (one loaded session, the video run's parameters);
 * **video**: :func:`matting.video.iter_mattes` over the clip — decoding included — through the same
-  session, with OFD; the ratio video / still is the overhead of the video path (target ≤ 1.1×);
+  session, with OFD; the ratio video / still is the overhead of the video path (target ≤ 1.1×). The
+  two are paired frame by frame (one still run, one video step, the order alternating), so that the
+  load of a shared machine drifts over both alike;
 * **encode**: :func:`matting.video.matte_video` writing the alpha (H.264), the composite (H.264) and
   the cut-out (VP9 with alpha): the whole job, load excluded.
 
@@ -76,14 +78,26 @@ def bench_one(method_id: str, clip, rounds: int, work: Path) -> dict:
     session.run(frames[0], background=plate)  # warm-up (first-call allocations, thread pools)
     unlimited = VideoLimits(0, 0, 0)
     still, video, full = [], [], []
-    for _ in range(rounds):
+    for round_index in range(rounds):
+        # Paired: each frame through the still path and the next step of the video path back to back,
+        # the order alternating, so that a shared machine's load drift hits both alike.
+        still_total = video_total = 0.0
+        frames_out = iter_mattes(session, clip.video, background=plate, ofd=True)
+        for index, frame in enumerate(frames):
+            for which in ((0, 1) if (index + round_index) % 2 == 0 else (1, 0)):
+                start = time.perf_counter()
+                if which == 0:
+                    session.run(frame, background=plate)
+                    still_total += time.perf_counter() - start
+                else:
+                    next(frames_out, None)
+                    video_total += time.perf_counter() - start
         start = time.perf_counter()
-        for frame in frames:
-            session.run(frame, background=plate)
-        still.append((time.perf_counter() - start) / len(frames))
-        start = time.perf_counter()
-        count = sum(1 for _ in iter_mattes(session, clip.video, background=plate, ofd=True))
-        video.append((time.perf_counter() - start) / count)
+        for _ in frames_out:  # OFD's last frame (already matted)
+            pass
+        video_total += time.perf_counter() - start
+        still.append(still_total / len(frames))
+        video.append(video_total / len(frames))
         start = time.perf_counter()
         result = matte_video(method_id, clip.video, out=work / "out", session=session,
                              background=clip.plate if plate is not None else None, limits=unlimited)
