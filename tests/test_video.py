@@ -191,6 +191,10 @@ def test_audio_is_copied_into_mp4_and_re_encoded_for_webm(tmp_path):
     assert codec.probe(result.files["composite"]).audio_codec == "aac"   # copied
     assert codec.probe(result.files["cutout"]).audio_codec == "opus"     # WebM takes no AAC: re-encoded
     assert result.frames == 12 and not result.warnings
+    trimmed = matte_video("test_video_threshold", source, out=tmp_path / "trimmed", outputs=("composite",),
+                          start=0.25, duration=0.2)
+    info = codec.probe(trimmed.files["composite"])
+    assert trimmed.frames == 5 and info.audio_codec == "aac"
     silent = matte_video("test_video_threshold", source, out=tmp_path / "silent", outputs=("composite",),
                          keep_audio=False)
     assert codec.probe(silent.files["composite"]).audio_codec is None

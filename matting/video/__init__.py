@@ -494,4 +494,4 @@ def _png_bytes(rgba: np.ndarray) -> bytes:
 
 
 __all__ = ["matte_video", "iter_mattes", "video_methods", "is_video_method", "check_video_method", "ofd_default",
-           "VideoLimits", "VideoResult", "FrameMatte", "VideoInfo", "probe", "TRIMAP_NOTE", "FAMILIES"]
+           "VideoLimits", "VideoResult", "FrameMatte", "VideoInfo", "probe", "TRIMAP_NOTE", "video_params"]
