@@ -300,11 +300,9 @@ class _Audio:
         while not self.done:
             packet = self.pending or next(self.packets, None)
             self.pending = None
-            if packet is None or packet.size == 0 and packet.pts is None:
-                self.done = packet is None
-                if packet is None:
-                    break
-                continue
+            if packet is None:
+                self.done = True
+                break
             time = self._time(packet)
             if time is None:
                 continue
