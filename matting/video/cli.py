@@ -86,7 +86,7 @@ def cmd_video(args) -> int:
                                "units": "mean |Δα| × 10³ over static pixels"}
     if result.errors:
         summary["ground_truth_errors"] = {k: v for k, v in result.errors.items() if k != "per_frame"}
-    print(json.dumps(summary, indent=2, default=str))
+    print(json.dumps(summary, indent=2, default=str, ensure_ascii=False))
     print(f"{result.frames} frames in {result.seconds:.2f} s: {result.frames_per_second:.2f} frames/s "
           f"(model load {result.load_seconds:.2f} s) → {args.out}")
     return 0
