@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add sub-commands: each has ``add_commands(subparsers) -> {name: handler(args) -> int}``
 # (imported only when the parser is built, so ``import matting.cli`` stays light).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("matting.video.cli",)
 
 commands = {"methods": cmd_methods, "run": cmd_run, "eval": cmd_eval}
 

@@ -25,7 +25,7 @@ from nbclient.exceptions import CellExecutionError
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-EXPECTED_COUNT = 7
+EXPECTED_COUNT = 8
 CELL_TIMEOUT_S = 120
 KERNEL = "python3"
 
