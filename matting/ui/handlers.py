@@ -22,7 +22,8 @@ from ..visualise import map_picture
 from ..errors import MattingError
 from ..registry import get, methods
 from ..runner import run
-from . import checkpoints, editor, plate
+from .. import plate
+from . import checkpoints, editor
 from .cards import method_summary, methods_overview
 from .controls import Slot, collect_params, control_update, slot_param
 

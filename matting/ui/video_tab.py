@@ -9,7 +9,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from .. import video as vid
+from .. import video as vid, weights
 from ..errors import MattingError
 from ..registry import get
 from ..spec import FAMILIES
@@ -30,8 +30,10 @@ def video_choices() -> list[tuple[str, str]]:
 
 
 def _default_method() -> str | None:
+    """The first video method that can run here without a download (the registry's order)."""
     choices = [value for _, value in video_choices()]
-    return "u2netp" if "u2netp" in choices else (choices[0] if choices else None)
+    ready = [method_id for method_id in choices if get(method_id).can_run_with(weights.usable)]
+    return (ready or choices or [None])[0]
 
 
 def method_note(spec) -> str:

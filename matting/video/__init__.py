@@ -11,7 +11,7 @@ What runs:
   one :class:`matting.Session` (the network is loaded once), exactly the still-image computation;
 * **background methods** (BGMv2): one background plate for the whole clip, as the official
   ``inference_video.py`` does; the plate must be the clip's size and is checked against the first
-  frame (:func:`matting.ui.plate.check_plate`: a warning when it cannot be this shot's background).
+  frame (:func:`matting.plate.check_plate`: a warning when it cannot be this shot's background).
   Using the first frame as the plate is not offered: that is not the method;
 * **trimap methods are not offered**: they need a trimap painted for every frame.
 
@@ -192,7 +192,7 @@ def load_plate(background, info: VideoInfo, max_pixels: int | None = None) -> np
 
 
 def _plate_warnings(frame: np.ndarray, plate: np.ndarray) -> list[str]:
-    from ..ui.plate import check_plate  # the app's plate check (imports the UI package)
+    from ..plate import check_plate
 
     return [f"First frame: {warning}" for warning in check_plate(frame, plate).warnings]
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..io import describe_size
-from ..visualise import colourise_error
+from .io import describe_size
+from .visualise import colourise_error
 
 # A pixel "differs" when its mean absolute RGB difference exceeds this (≈ 25 grey levels: above
 # sensor noise and JPEG artefacts, below most subject/background contrasts).
