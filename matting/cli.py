@@ -184,13 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backdrop", default="checkerboard", choices=composite.BACKDROPS[:2] + ("blur",))
     p.add_argument("--colour", default="#00b140", help="backdrop colour for --backdrop colour")
 
-    p = sub.add_parser("eval", help="SAD/MSE/Grad/Conn of a method on an alphamatting-style folder")
-    p.add_argument("method")
-    p.add_argument("--data", required=True, help="folder with input/, trimap1/, trimap2/, gt/")
-    p.add_argument("--trimap", default="both", choices=("trimap1", "trimap2", "both"))
-    p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--json", help="also write per-image rows to this JSON file")
     for module_name in COMMAND_MODULES:
         commands.update(import_module(module_name).add_commands(sub))
     return parser
@@ -198,9 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add sub-commands: each has ``add_commands(subparsers) -> {name: handler(args) -> int}``
 # (imported only when the parser is built, so ``import matting.cli`` stays light).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("matting.batch.cli",)  # batch, eval (on Dask)
 
-commands = {"methods": cmd_methods, "run": cmd_run, "eval": cmd_eval}
+commands = {"methods": cmd_methods, "run": cmd_run}  # eval: matting.batch.cli
 
 
 def main(argv=None) -> int:

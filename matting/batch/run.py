@@ -170,10 +170,17 @@ def connect(scheduler, n_workers: int | None = None, threads_per_worker: int = 1
     return client, client.close
 
 
+def _scheduler_serves_dashboard() -> bool:
+    """Run on the scheduler: its HTTP server shows the dashboard only when bokeh is installed there."""
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
+
+
 def _dashboard_link(client) -> str | None:
     try:
         info = client.scheduler_info()
-        if "dashboard" not in info.get("services", {}):
+        if "dashboard" not in info.get("services", {}) or not client.run_on_scheduler(_scheduler_serves_dashboard):
             return None
         return client.dashboard_link
     except Exception:  # noqa: BLE001 - a dashboard is a nicety
@@ -244,9 +251,7 @@ def run_batch(items, methods, out, *, scheduler="local", n_workers: int | None =
 
     start = time.perf_counter()
     client, close = (None, lambda: None)
-    label = "none" if scheduler in (None, "none") else ("local" if scheduler == "local" else str(
-        getattr(scheduler, "scheduler_address", None) or getattr(getattr(scheduler, "scheduler", None), "address", None)
-        or scheduler))
+    label = "none" if scheduler is None else (scheduler if isinstance(scheduler, str) else type(scheduler).__name__)
     workers = 1
     link = None
     interrupted = False
@@ -255,6 +260,8 @@ def run_batch(items, methods, out, *, scheduler="local", n_workers: int | None =
     try:
         if todo:
             client, close = connect(scheduler, n_workers, threads_per_worker, dashboard, tasks=len(todo))
+        if client is not None and not isinstance(scheduler, str):
+            label = client.scheduler.address
         if client is None:
             for task in todo:
                 record = run_task(task.payload(out, save))
