@@ -128,6 +128,10 @@ def test_cluster_run_equals_in_process_run_and_loads_each_method_once_per_worker
     for label in ("closed_form", "knn,foreground=none"):
         created = [r["pid"] for r in report.records if r["label"] == label and r["session_created"]]
         assert len(created) == len(set(created)) <= 2
+    # the workers keep their sessions across runs: a new run on the same cluster loads nothing
+    items = find_items(data / "input", trimap=data / "trimap")[:4]
+    later = run_batch(items, METHODS, tmp_path / "later", scheduler=two_workers, progress=False)
+    assert len(later.succeeded) == 8 and not any(r["session_created"] for r in later.records)
     # a second run skips everything
     again = run_batch(data / "input", METHODS, tmp_path, scheduler=two_workers, trimap=data / "trimap",
                       gt=data / "gt", progress=False)

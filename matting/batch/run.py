@@ -177,6 +177,11 @@ def _scheduler_serves_dashboard() -> bool:
     return importlib.util.find_spec("bokeh") is not None
 
 
+def _has_worker_plugin(name, dask_scheduler=None) -> bool:
+    """Run on the scheduler: whether a worker plugin of this name is registered already."""
+    return name in getattr(dask_scheduler, "worker_plugins", {})
+
+
 def _dashboard_link(client) -> str | None:
     try:
         info = client.scheduler_info()
@@ -274,7 +279,8 @@ def run_batch(items, methods, out, *, scheduler="local", n_workers: int | None =
 
             from .worker import SessionCachePlugin
 
-            client.register_plugin(SessionCachePlugin())
+            if not client.run_on_scheduler(_has_worker_plugin, SessionCachePlugin.name):
+                client.register_plugin(SessionCachePlugin())  # again would tear down the workers' sessions
             workers = len(client.scheduler_info().get("workers", {})) or 1
             link = _dashboard_link(client)
             if link:

@@ -137,7 +137,7 @@ def run_task(payload: dict) -> dict:
         save = payload.get("save") or {}
         written = save_result(result, image, folder, backdrop=save.get("backdrop", "checkerboard"),
                               colour=save.get("colour", "#00b140"))
-        record.update(status="ok", seconds=result.seconds, load_seconds=load_seconds,
+        record.update(status="ok", seconds=result.seconds, timings=result.timings, load_seconds=load_seconds,
                       session_created=load_seconds is not None, peak_memory_mb=round(result.peak_memory_bytes / 2**20, 1),
                       outputs=sorted(str(Path(p).relative_to(folder)) for p in written.values()),
                       warnings=result.warnings, finished_at=time.time())
