@@ -79,7 +79,8 @@ class BatchReport:
         ran_ok = len([r for r in self.ran if r.get("status") == "ok"])
         lines = [f"{len(self.records)} tasks: {ran_ok} done now, {len(self.skipped)} already done, "
                  f"{len(self.failures)} failed ({self.seconds:.1f} s, scheduler {self.scheduler}"
-                 f"{f', {self.workers} workers' if self.scheduler != 'none' else ''}). Outputs in {self.out}"]
+                 f"{f', {self.workers} worker' + 's' * (self.workers != 1) if self.scheduler != 'none' and self.ran else ''}). "
+                 f"Outputs in {self.out}"]
         if self.interrupted:
             lines.append("Interrupted: run the same command again to finish (finished tasks are kept).")
         if self.failures:
@@ -170,22 +171,13 @@ def connect(scheduler, n_workers: int | None = None, threads_per_worker: int = 1
     return client, client.close
 
 
-def _scheduler_serves_dashboard() -> bool:
-    """Run on the scheduler: its HTTP server shows the dashboard only when bokeh is installed there."""
-    import importlib.util
-
-    return importlib.util.find_spec("bokeh") is not None
-
-
-def _has_worker_plugin(name, dask_scheduler=None) -> bool:
-    """Run on the scheduler: whether a worker plugin of this name is registered already."""
-    return name in getattr(dask_scheduler, "worker_plugins", {})
-
-
 def _dashboard_link(client) -> str | None:
+    """The dashboard's address when the scheduler serves one (its HTTP server needs bokeh for it); the
+    check is a lambda so that it travels by value to a scheduler without this package."""
     try:
         info = client.scheduler_info()
-        if "dashboard" not in info.get("services", {}) or not client.run_on_scheduler(_scheduler_serves_dashboard):
+        if "dashboard" not in info.get("services", {}) or not client.run_on_scheduler(
+                lambda: __import__("importlib.util").util.find_spec("bokeh") is not None):
             return None
         return client.dashboard_link
     except Exception:  # noqa: BLE001 - a dashboard is a nicety
@@ -203,6 +195,8 @@ def _lost_record(task: Task, exc: BaseException, out) -> dict:
     """A task whose Dask future failed outside the task function (worker died too often, an import error)."""
     name = type(exc).__name__
     message = str(exc) or name
+    if isinstance(exc, ImportError):
+        message += " (the Dask workers need this package installed)"
     if name == "KilledWorker":
         message = (f"the worker running it died {message and '(' + message + ') '}too many times "
                    "(out of memory, a crash or killed)")
@@ -279,8 +273,11 @@ def run_batch(items, methods, out, *, scheduler="local", n_workers: int | None =
 
             from .worker import SessionCachePlugin
 
-            if not client.run_on_scheduler(_has_worker_plugin, SessionCachePlugin.name):
-                client.register_plugin(SessionCachePlugin())  # again would tear down the workers' sessions
+            try:
+                client.register_plugin(SessionCachePlugin())
+            except Exception as exc:  # noqa: BLE001 - e.g. workers without this package
+                raise MattingError(f"The Dask workers cannot run matting tasks ({type(exc).__name__}: {exc}); "
+                                   "install this package on every worker.") from None
             workers = len(client.scheduler_info().get("workers", {})) or 1
             link = _dashboard_link(client)
             if link:

@@ -165,12 +165,11 @@ except ImportError:  # pragma: no cover
 
 class SessionCachePlugin(WorkerPlugin):
     """Registered on every worker by :func:`matting.batch.run_batch`: imports the package when a worker
-    starts (so the first task does not pay for it) and drops the cached sessions when it closes."""
+    starts (so the first task does not pay for it, and a worker without the package fails at once).
+    It leaves the session cache alone on teardown: every run registers the plugin again, which tears
+    the previous one down, and the networks must survive that (they go with the worker process)."""
 
     name = "matting-session-cache"
 
     def setup(self, worker=None):
         import matting  # noqa: F401  (registers the methods)
-
-    def teardown(self, worker=None):
-        clear_sessions()
