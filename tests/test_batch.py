@@ -270,6 +270,9 @@ def test_cli_batch_and_eval_in_process(data, tmp_path, capsys):
     assert "16 already done" in (cli.main(["batch", "closed_form", "knn", "--image", str(data / "input"), "--trimap",
                                            str(data / "trimap"), "--out", str(out), "--scheduler", "none", "-p",
                                            "foreground=none", "--no-progress"]) == 0 and capsys.readouterr().out)
+    assert cli.main(["batch", "closed_form", "--image", str(data / "input"), "--out", str(out), "-p", "bogus=1",
+                     "--scheduler", "none"]) == 2
+    assert "No method given has the parameter 'bogus'" in capsys.readouterr().err
     evaluation = tmp_path / "eval"
     code = cli.main(["eval", "closed_form", "knn:neighbors=10", "--image", str(data / "input"), "--trimap",
                      str(data / "trimap"), "--gt", str(data / "gt"), "--limit", "3", "--out", str(evaluation),
