@@ -153,7 +153,7 @@ def connect(scheduler, n_workers: int | None = None, threads_per_worker: int = 1
             workers = max(1, min(workers, tasks))
         cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
                                dashboard_address=":8787" if dashboard and _has_dashboard_support() else None,
-                               silence_logs=logging.ERROR)
+                               silence_logs=logging.CRITICAL)  # task errors are in the records
         client = Client(cluster)
 
         def close():
