@@ -7,9 +7,8 @@ import sys
 from importlib import import_module
 from pathlib import Path
 
-import numpy as np
 
-from . import composite, io, metrics
+from . import composite, io
 from .errors import MattingError
 from .export import save_result
 from .registry import get, methods
@@ -127,45 +126,6 @@ def cmd_run(args) -> int:
     return 1 if failures else 0
 
 
-def evaluate(method_id: str, data: Path, trimap_sets=("trimap1", "trimap2"), limit: int | None = None,
-             progress: bool = True, **params) -> list[dict]:
-    """Per-image metrics of one method on a folder laid out as input/, trimap1/, trimap2/, gt/."""
-    for sub in ("input", "gt") + tuple(trimap_sets):
-        if not (data / sub).is_dir():
-            raise MattingError(f"{data} has no {sub}/ folder; expected input/, trimap1/, trimap2/ and gt/.")
-    from tqdm import tqdm
-
-    names = [p.name for p in image_files(data / "input")][:limit]
-    rows = []
-    for trimap_set in trimap_sets:
-        for name in tqdm(names, desc=f"{method_id} {trimap_set}", disable=not progress, unit="image"):
-            image = io.load_image(data / "input" / name)
-            trimap = io.load_trimap(data / trimap_set / name, image.shape)
-            gt = io.load_alpha(data / "gt" / name, image.shape)
-            spec = get(method_id)
-            result = run(method_id, image, trimap=trimap if spec.accepts("trimap") else None,
-                         foreground="none", **params)
-            rows.append({"image": Path(name).stem, "trimap": trimap_set, "seconds": result.seconds,
-                         **metrics.all_metrics(result.alpha, gt, trimap=trimap)})
-    return rows
-
-
-def cmd_eval(args) -> int:
-    params = dict(parse_param(p) for p in args.param)
-    sets = ("trimap1", "trimap2") if args.trimap == "both" else (args.trimap,)
-    rows = evaluate(args.method, Path(args.data), sets, args.limit, **params)
-    keys = ("sad", "mse", "grad", "conn", "seconds")
-    table = [[r["image"], r["trimap"]] + [f"{r[k]:.3f}" for k in keys] for r in rows]
-    for trimap_set in sets:
-        subset = [r for r in rows if r["trimap"] == trimap_set]
-        table.append(["mean", trimap_set] + [f"{np.mean([r[k] for r in subset]):.3f}" for k in keys])
-    header = ["image", "trimap"] + [metrics.METRIC_UNITS.get(k, "s/image") for k in keys]
-    print(format_table(table, header))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m matting", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,13 +145,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backdrop", default="checkerboard", choices=composite.BACKDROPS[:2] + ("blur",))
     p.add_argument("--colour", default="#00b140", help="backdrop colour for --backdrop colour")
 
-    p = sub.add_parser("eval", help="SAD/MSE/Grad/Conn of a method on an alphamatting-style folder")
-    p.add_argument("method")
-    p.add_argument("--data", required=True, help="folder with input/, trimap1/, trimap2/, gt/")
-    p.add_argument("--trimap", default="both", choices=("trimap1", "trimap2", "both"))
-    p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--json", help="also write per-image rows to this JSON file")
     for module_name in COMMAND_MODULES:
         commands.update(import_module(module_name).add_commands(sub))
     return parser
@@ -199,9 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add sub-commands: each has ``add_commands(subparsers) -> {name: handler(args) -> int}``
 # (imported only when the parser is built, so ``import matting.cli`` stays light).
-COMMAND_MODULES: tuple[str, ...] = ("matting.video.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("matting.video.cli", "matting.batch.cli")  # video; batch, eval (on Dask)
 
-commands = {"methods": cmd_methods, "run": cmd_run, "eval": cmd_eval}
+commands = {"methods": cmd_methods, "run": cmd_run}  # eval: matting.batch.cli
 
 
 def main(argv=None) -> int:

@@ -1,19 +1,20 @@
+"""python -m matting.bench SUITE [options]: every module of this package with a ``main(argv)`` is a suite."""
 import argparse
+import importlib
+import pkgutil
 import sys
+from pathlib import Path
 
 from ..errors import MattingError
+
+SUITES = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if not m.name.startswith("_"))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m matting.bench")
-    parser.add_argument("suite", choices=("classical", "models", "video"))
+    parser.add_argument("suite", choices=SUITES)
     args, rest = parser.parse_known_args(argv)
-    if args.suite == "classical":
-        from .classical import main as suite_main
-    elif args.suite == "video":
-        from .video import main as suite_main
-    else:
-        from .models import main as suite_main
+    suite_main = importlib.import_module(f"{__package__}.{args.suite}").main
     try:
         return suite_main(rest)
     except MattingError as exc:
