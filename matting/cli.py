@@ -7,7 +7,6 @@ import sys
 from importlib import import_module
 from pathlib import Path
 
-
 from . import composite, io
 from .errors import MattingError
 from .export import save_result
