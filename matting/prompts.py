@@ -167,9 +167,9 @@ def parse(value) -> Prompts:
     return Prompts(points, None if box is None else _box(box))
 
 
-def validate(prompts: Prompts, shape) -> Prompts:
-    """Raise unless every point and the box lie inside an image of ``shape`` (H, W, ...) and there is
-    something positive to segment (a positive click or a box)."""
+def validate(prompts: Prompts, shape, require_positive: bool = True) -> Prompts:
+    """Raise unless every point and the box lie inside an image of ``shape`` (H, W, ...) and (unless
+    ``require_positive`` is false) there is something positive to segment (a positive click or a box)."""
     height, width = int(shape[0]), int(shape[1])
     for number, (x, y, label) in enumerate(prompts.points, 1):
         if not (-0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5):
@@ -180,7 +180,7 @@ def validate(prompts: Prompts, shape) -> Prompts:
         if x0 < -0.5 or y0 < -0.5 or x1 > width - 0.5 + 1 or y1 > height - 0.5 + 1:
             raise MattingError(f"The prompts' box [{x0:g}, {y0:g}, {x1:g}, {y1:g}] reaches outside the image, "
                                f"which is {width}×{height} pixels.")
-    if not prompts.positive and prompts.box is None:
+    if require_positive and not prompts.positive and prompts.box is None:
         what = "only negative clicks" if prompts.points else "no clicks"
         raise MattingError(f"The prompts have {what}: click at least once on the object (a positive point) "
                            "or draw a box around it.")
