@@ -205,7 +205,7 @@ def build(shared):
                                    elem_id="prompts-image", buttons=["fullscreen"])
                 note = gr.Markdown(elem_id="prompts-note", elem_classes=["status-line"])
         panel = _result_panel(FAMILY)
-        corner = gr.State(None)
+        corner = gr.JSON(None, visible=False)  # a pending box corner (a component, so the API sees it)
         x = gr.Number(visible=False)  # for /prompt_add and /prompt_mask through the API
         y = gr.Number(visible=False)
         add = gr.Button(visible=False)
