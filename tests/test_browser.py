@@ -214,7 +214,9 @@ def test_examples_tabs_and_compare(page):
 
     page.get_by_role("tab", name="Methods").click()
     page.wait_for_selector("#methods-overview table")
-    _save_screenshot(page, page.locator("#tab-methods"), "methods")
+    # The visible part only: the whole tab grows with every registered method (and the PNG past its limit).
+    page.locator("#tab-methods").evaluate("el => el.scrollIntoView()")
+    _save_screenshot(page, None, "methods")
 
 
 def test_click_twice_then_matte(page, photo, tmp_path, monkeypatch):
