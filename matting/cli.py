@@ -98,6 +98,12 @@ def cmd_run(args) -> int:
     else:
         images = [source]
     batch = len(images) > 1 or source.is_dir()
+    from .prompts import from_cli, parse as parse_prompts
+
+    prompts = parse_prompts(args.prompts) if args.prompts else from_cli(args.points, args.box)
+    if prompts is not None and batch:
+        raise MattingError("Prompts (--points, --box, --prompts) are pixel positions in one photo; give one --image, "
+                           "not a folder.")
     from tqdm import tqdm
 
     failures = 0
@@ -106,7 +112,7 @@ def cmd_run(args) -> int:
         try:
             image = io.load_image(path)
             result = run(
-                spec.id, image,
+                spec.id, image, prompts=prompts,
                 trimap=_partner(args.trimap, path.stem, "trimap"),
                 scribbles=_partner(args.scribbles, path.stem, "scribbles"),
                 background=_partner(args.background, path.stem, "background plate"),
@@ -137,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trimap", help="trimap file (or folder with the same file names in batch mode)")
     p.add_argument("--scribbles", help="scribbles: 255 = foreground stroke, 0 = background, 128 = none")
     p.add_argument("--background", help="background plate (BGMv2): the same shot without the subject")
+    p.add_argument("--points", nargs="+", metavar="X,Y,±",
+                   help="prompt clicks in image pixels: x,y,+ (on the object) or x,y,- (not it), for sam_trimap")
+    p.add_argument("--box", metavar="X0,Y0,X1,Y1", help="prompt box in image pixels: left,top,right,bottom")
+    p.add_argument("--prompts", metavar="JSON", help='prompts as JSON text or a .json file: '
+                   '{"points": [[x, y, 1], [x, y, 0]], "box": [x0, y0, x1, y1]}')
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="method parameter, repeatable (see `methods` and matting.get(ID).params)")

@@ -36,9 +36,10 @@ def validate_params(spec: MethodSpec, given: dict) -> dict:
 
 
 def prepare_inputs(spec: MethodSpec, image, trimap_input=None, scribbles=None, background=None,
-                   max_pixels: int | None = None, warnings: list | None = None) -> Inputs:
-    """Load and check every input of one run (paths, bytes, PIL images or arrays; see :mod:`matting.io`)."""
-    given = {"trimap": trimap_input, "scribbles": scribbles, "background": background}
+                   max_pixels: int | None = None, warnings: list | None = None, prompts=None) -> Inputs:
+    """Load and check every input of one run (paths, bytes, PIL images or arrays; see :mod:`matting.io`;
+    prompts in the form of :mod:`matting.prompts`)."""
+    given = {"trimap": trimap_input, "scribbles": scribbles, "background": background, "prompts": prompts}
     present = [name for name, value in given.items() if value is not None]
     for name in present:
         if not spec.accepts(name):
@@ -66,6 +67,10 @@ def prepare_inputs(spec: MethodSpec, image, trimap_input=None, scribbles=None, b
                 f"The background plate is {io.describe_size(inputs.background.shape)} but the image is "
                 f"{io.describe_size(shape)} (width×height); the plate must be the same shot without the subject."
             )
+    if prompts is not None:
+        from . import prompts as prompt_tools
+
+        inputs.prompts = prompt_tools.validate(prompt_tools.parse(prompts), shape)
     return inputs
 
 
@@ -110,10 +115,11 @@ class Session:
             return self.spec.compute(inputs, self.params, self.loaded)
         return self.spec.compute(inputs, self.params)
 
-    def run(self, image, trimap=None, scribbles=None, background=None, *, max_pixels: int | None = None) -> Result:
+    def run(self, image, trimap=None, scribbles=None, background=None, *, prompts=None,
+            max_pixels: int | None = None) -> Result:
         """Run on one image; inputs as for :func:`matting.run`."""
         warnings: list[str] = []
-        inputs = prepare_inputs(self.spec, image, trimap, scribbles, background, max_pixels, warnings)
+        inputs = prepare_inputs(self.spec, image, trimap, scribbles, background, max_pixels, warnings, prompts)
         return self.run_prepared(inputs, warnings)
 
     def run_prepared(self, inputs: Inputs, warnings: list[str] | None = None) -> Result:
@@ -183,19 +189,20 @@ def session(method_id: str, **params) -> Session:
     return Session(method_id, **params)
 
 
-def run(method_id: str, image, trimap=None, scribbles=None, background=None, *,
+def run(method_id: str, image, trimap=None, scribbles=None, background=None, *, prompts=None,
         max_pixels: int | None = None, **params) -> Result:
     """Run one method on one image.
 
     ``image``, ``trimap``, ``scribbles`` and ``background`` accept a path, bytes, a PIL image or a
-    numpy array (see :mod:`matting.io`); ``params`` are the method's parameters (see
+    numpy array (see :mod:`matting.io`); ``prompts`` (clicks and a box, for promptable methods) the JSON
+    form of :mod:`matting.prompts` (a dict, JSON text or a ``Prompts``); ``params`` are the method's parameters (see
     ``matting.get(method_id).params``). Any problem with the input raises :class:`MattingError`.
     The result's ``seconds`` include preparing the method (``timings['load']``).
     """
     spec = get(method_id)
     validate_params(spec, params)  # parameter errors before any input is read or network loaded
     warnings: list[str] = []
-    inputs = prepare_inputs(spec, image, trimap, scribbles, background, max_pixels, warnings)
+    inputs = prepare_inputs(spec, image, trimap, scribbles, background, max_pixels, warnings, prompts)
     with PeakMemory() as memory:
         one = Session(method_id, **params)
         result = one.run_prepared(inputs, warnings)

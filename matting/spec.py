@@ -15,9 +15,11 @@ FAMILIES = {
     "trimap": "Trimap & strokes",
     "automatic": "Automatic",
     "background": "Background plate",
+    "prompts": "Click to select",
 }
-INPUT_NAMES = ("trimap", "scribbles", "background")
-INPUT_LABELS = {"trimap": "a trimap", "scribbles": "scribbles", "background": "a background plate"}
+INPUT_NAMES = ("trimap", "scribbles", "background", "prompts")
+INPUT_LABELS = {"trimap": "a trimap", "scribbles": "scribbles", "background": "a background plate",
+                "prompts": "prompts (clicks or a box, see matting.prompts)"}
 MAP_KINDS = ("alpha", "error", "rgb", "overlay", "trimap")
 FOREGROUND_ESTIMATORS = ("none", "multilevel", "closed_form")  # besides a method's own ('model')
 
@@ -150,6 +152,7 @@ class Inputs:
     trimap: np.ndarray | None = None  # uint8 H×W in {0, 128, 255}
     scribbles: Scribbles | None = None
     background: np.ndarray | None = None  # float32 H×W×3 in [0, 1]
+    prompts: Any = None  # matting.prompts.Prompts, checked against the image size
 
     @property
     def shape(self):

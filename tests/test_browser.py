@@ -214,4 +214,44 @@ def test_examples_tabs_and_compare(page):
 
     page.get_by_role("tab", name="Methods").click()
     page.wait_for_selector("#methods-overview table")
-    _save_screenshot(page, page.locator("#tab-methods"), "methods")
+    # The visible part only: the whole tab grows with every registered method (and the PNG past its limit).
+    page.locator("#tab-methods").evaluate("el => el.scrollIntoView()")
+    _save_screenshot(page, None, "methods")
+
+
+def test_click_twice_then_matte(page, photo, tmp_path, monkeypatch):
+    """Two clicks on the astronaut photo in 'Click to select': a mask after each (the second reuses the
+    embedding), then an alpha from closed-form. A tiny random SAM stands in for the checkpoint."""
+    pytest.importorskip("transformers")
+    from hf_tiny import save_tiny_sam
+
+    monkeypatch.setenv("MATTING_WEIGHTS_SAM_SLIMSAM_77", str(save_tiny_sam(tmp_path / "sam")))
+    page.locator("#photo-file input[type=file]").set_input_files(str(photo))
+    _wait_for_text(page, "photo-note", f"{SIDE}×{SIDE}")
+    page.get_by_role("tab", name="Click to select").click()
+    _wait_for_text(page, "prompts-note", "Click on the object")
+    picture = page.locator("#prompts-image img").first
+    picture.scroll_into_view_if_needed()
+    box = picture.bounding_box()  # the element; the picture is centred in it at its natural aspect ratio
+    natural = picture.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    scale = min(1.0, box["width"] / natural[0], box["height"] / natural[1])  # shown scaled down, never up
+    left = box["x"] + (box["width"] - natural[0] * scale) / 2
+    top = box["y"] + (box["height"] - natural[1] * scale) / 2
+
+    def click(x, y):  # photo pixels (the photo is shown at its own size: 256 ≤ the preview side)
+        page.mouse.click(left + x * scale, top + y * scale)
+
+    click(128, 170)  # the suit
+    _wait_for_text(page, "prompts-note", "embedding computed")
+    click(100, 215)
+    _wait_for_text(page, "prompts-note", "embedding reused")
+    import json
+
+    points = json.loads(page.locator("#prompts-json textarea").input_value())["points"]
+    assert len(points) == 2 and all(label == 1 for *_, label in points)
+    assert np.abs(np.array(points)[:, :2] - [[128, 170], [100, 215]]).max() <= 2
+    assert "2 positive" in page.locator("#prompts-note").inner_text()
+    page.click("#run-prompts")
+    _wait_for_text(page, "status-prompts", "finished", timeout_ms=180_000)
+    alpha = _image_at(page, "#alpha-prompts")
+    assert alpha.ndim >= 2 and alpha.size > 0

@@ -17,7 +17,7 @@ import gradio as gr
 from ..composite import BACKDROPS
 from ..registry import methods
 from ..spec import FAMILIES
-from . import cards as card_text, compare, handlers, video_tab
+from . import cards as card_text, compare, handlers, prompts_tab, video_tab
 from .controls import Slot, build_control, plan_slots, slot_param
 from .examples import LICENCE_NOTE, ensure_examples
 
@@ -361,7 +361,9 @@ def build_demo() -> gr.Blocks:
         examples_slot = gr.Column()
         with gr.Tabs(elem_id="tabs"):
             for family in FAMILIES:
-                _family_tab(family, shared, painter_home, plate_home)
+                if family != prompts_tab.FAMILY:  # that family has its own tab (click to select)
+                    _family_tab(family, shared, painter_home, plate_home)
+            prompts_tab.build(shared)
             video_tab.build_video_tab(HEAVY, workers())
             _compare_tab(shared)
             _methods_tab()

@@ -25,7 +25,9 @@ DEFAULT_MANIFEST = PROJECT_ROOT / "weights" / "manifest.json"
 
 # How a checkpoint file is stored. What the tensors inside mean (wrappers, prefixes, a BatchNorm-folded
 # graph) is the architecture's business: matting/models/<arch>.py reads it through its checkpoint filter.
-CONTAINERS = ("torch", "safetensors", "onnx", "tflite")
+# hf_model: a Hugging Face transformers checkpoint, the safetensors weights file plus its config files
+# (see matting/weights/hf_model.py).
+CONTAINERS = ("torch", "safetensors", "onnx", "tflite", "hf_model")
 SOURCE_FIELDS = {
     "pip_wheel": ("requirement", "member"),
     "url": ("url",),

@@ -27,6 +27,8 @@ def read_checkpoint(file_path, container: str):
     * ``safetensors``: the tensors, as a ``dict[str, torch.Tensor]``.
     * ``onnx``: the ``onnx.ModelProto`` (checked readable; nothing is executed).
     * ``tflite``: the path, after checking the TFLite identifier (the runtime reads the file itself).
+    * ``hf_model``: the path of the safetensors weights of a transformers checkpoint, after checking its
+      header (see :mod:`.hf_model`).
     """
     file_path = Path(file_path)
     if not file_path.is_file():
@@ -40,6 +42,10 @@ def read_checkpoint(file_path, container: str):
         return file_path
     if container == "safetensors":
         return _read_safetensors(file_path)
+    if container == "hf_model":  # transformers loads it; only the safetensors header is checked here
+        from .hf_model import check_weights_file
+
+        return check_weights_file(file_path)
     if container != "torch":
         raise MattingError(f"Unknown checkpoint container {container!r}; known: {', '.join(CONTAINERS)}.")
 

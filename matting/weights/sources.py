@@ -147,6 +147,13 @@ def fetch_hf(item: Entry, source: Source, target: Path, progress: bool) -> Path:
         raise _SourceFailed("no such file in that repository") from None
     except Exception as exc:  # the hub client raises many types (HTTP, offline mode, timeouts)
         raise _SourceFailed(short_reason(exc)) from None
+    if item.container == "hf_model":  # its config files too, from the same repository and revision
+        from .hf_model import fetch_companions
+
+        try:
+            fetch_companions(source.repo_id, source.revision, offline)
+        except LookupError as exc:
+            raise _SourceFailed(str(exc)) from None
     part = part_path(target)
     copy_file(Path(cached), part)
     return part

@@ -1,0 +1,229 @@
+"""The "Click to select" tab: click the photo, SAM draws the mask, a trimap method finishes the edges.
+
+* Clicking the photo adds a positive point, a negative point, or a box corner (two clicks make the
+  box), as the "Click adds" choice says; Undo and Clear edit the prompts. After every click the mask
+  is computed and overlaid (the image embedding is cached, so only the first click on a photo waits
+  for SAM's encoder).
+* The prompts live in a text box as the JSON form of :mod:`matting.prompts`, so they can be read,
+  copied into ``matting.run(..., prompts=...)`` or the CLI, or typed.
+* "Matte" runs the ``prompts`` family's method (``sam_trimap``): mask → trimap → the chosen trimap method.
+
+API: ``/prompt_add`` (a point or box corner at x, y), ``/prompt_mask`` (the mask overlay for the
+prompts), ``/prompt_undo``, ``/prompt_clear``, ``/prompt_photo``, ``/run_prompts_tab``. The click on the
+picture (``/prompt_click``) is ``/prompt_add`` fed by the browser's click position.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import gradio as gr
+
+from .. import prompts as prompt_tools
+from ..errors import MattingError
+from ..registry import methods
+from . import handlers
+
+FAMILY = "prompts"
+POSITIVE, NEGATIVE, BOX = "Positive point", "Negative point", "Box (two corners)"
+MODES = (POSITIVE, NEGATIVE, BOX)
+EMPTY = '{"points": []}'
+OVERLAY_COLOUR = np.array([30, 144, 255], np.float32)
+
+
+def _parse(text) -> prompt_tools.Prompts:
+    if not text or not str(text).strip():
+        return prompt_tools.Prompts()
+    return prompt_tools.parse(text)
+
+
+def _preview_scale(image: np.ndarray) -> float:
+    return min(1.0, handlers.PREVIEW_SIDE / max(image.shape[:2]))
+
+
+def overlay(image: np.ndarray, prompts: prompt_tools.Prompts, mask: np.ndarray | None = None,
+            corner=None) -> np.ndarray:
+    """The preview-sized photo with the mask tinted, the clicks (green +, red −) and the box drawn."""
+    import cv2
+
+    picture = handlers.preview(image).astype(np.float32)
+    scale = _preview_scale(image)
+    if mask is not None:
+        small = cv2.resize(mask.astype(np.uint8), (picture.shape[1], picture.shape[0]),
+                           interpolation=cv2.INTER_NEAREST).astype(bool)
+        picture[small] = 0.5 * picture[small] + 0.5 * OVERLAY_COLOUR
+    picture = np.ascontiguousarray(np.clip(picture, 0, 255).astype(np.uint8))
+    radius = max(3, round(max(picture.shape[:2]) / 100))
+    if prompts.box is not None:
+        x0, y0, x1, y1 = (round(v * scale) for v in prompts.box)
+        cv2.rectangle(picture, (x0, y0), (x1, y1), (255, 215, 0), max(1, radius // 2))
+    if corner is not None:
+        cv2.drawMarker(picture, (round(corner[0] * scale), round(corner[1] * scale)), (255, 215, 0),
+                       cv2.MARKER_CROSS, 3 * radius, max(1, radius // 2))
+    for x, y, label in prompts.points:
+        centre = (round(x * scale), round(y * scale))
+        cv2.circle(picture, centre, radius, (0, 200, 0) if label else (220, 0, 0), -1)
+        cv2.circle(picture, centre, radius, (255, 255, 255), 1)
+    return picture
+
+
+def _describe(prompts: prompt_tools.Prompts) -> str:
+    parts = [f"{len(prompts.positive)} positive", f"{len(prompts.negative)} negative"]
+    if prompts.box is not None:
+        parts.append("a box")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- handlers
+
+@handlers.friendly
+def on_photo(photo_file):
+    """A new photo: show it, forget the prompts."""
+    if not photo_file:
+        return None, EMPTY, "Upload a photo (or pick an example), then click on the object.", None
+    image = handlers.load_photo(photo_file)
+    return (overlay(image, prompt_tools.Prompts()), EMPTY,
+            "Click on the object to select it (a positive point); switch to negative points to remove parts.", None)
+
+
+@handlers.friendly
+def on_add(photo_file, prompts_text, mode=POSITIVE, x=None, y=None, corner=None):
+    """Add a point (or a box corner) at (x, y) in the photo's pixels; returns the new prompts JSON and the
+    pending box corner."""
+    image = handlers.load_photo(photo_file)
+    if x is None or y is None:
+        raise MattingError("A click needs both x and y (pixels of the photo).")
+    prompts = _parse(prompts_text)
+    if mode == BOX:
+        if corner is None:
+            return prompts.to_json(), [float(x), float(y)]
+        (ax, ay), (bx, by) = corner, (float(x), float(y))
+        prompts = prompts.with_box([min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)])
+        corner = None
+    elif mode in (POSITIVE, NEGATIVE):
+        prompts = prompts.add(x, y, positive=mode == POSITIVE)
+    else:
+        raise MattingError(f"'Click adds' must be one of {', '.join(MODES)}; got {mode!r}.")
+    prompt_tools.validate(prompts, image.shape, require_positive=False)
+    return prompts.to_json(), corner
+
+
+def on_click(photo_file, prompts_text, mode, corner, evt: gr.SelectData):
+    """The browser's click on the (preview-sized) picture → :func:`on_add` in the photo's pixels."""
+    if not photo_file or evt is None or evt.index is None:
+        return prompts_text, corner
+    image = handlers.load_photo(photo_file)
+    scale = _preview_scale(image)
+    x, y = (float(v) / scale for v in evt.index[:2])
+    return on_add(photo_file, prompts_text, mode, x, y, corner)
+
+
+@handlers.friendly
+def on_mask(photo_file, prompts_text, segmenter="slimsam_77", corner=None):
+    """The mask overlay for the prompts (SAM; the photo's embedding is computed once, then reused)."""
+    from ..adapters import sam_pipeline
+
+    image = handlers.load_photo(photo_file)
+    prompts = _parse(prompts_text)
+    if not prompts.positive and prompts.box is None:
+        note = ("Click on the object (a positive point) or draw a box." if not prompts.points else
+                "Only negative points so far: add a positive point on the object.")
+        return overlay(image, prompts, corner=corner), note
+    prompt_tools.validate(prompts, image.shape)
+    found = sam_pipeline.segment(sam_pipeline.load_segmenter(segmenter or sam_pipeline.DEFAULT_SEGMENTER),
+                                 image, prompts)
+    note = (f"**Mask:** {found['mask'].mean():.0%} of the photo · {_describe(prompts)} · predicted IoU "
+            f"{found['score']:.2f} · {found['seconds']:.2f} s (image embedding "
+            f"{'reused' if found['reused'] else 'computed'}). Click again to refine, or **Matte**.")
+    return overlay(image, prompts, found["mask"], corner), note
+
+
+@handlers.friendly
+def on_undo(prompts_text, corner=None):
+    if corner is not None:
+        return _parse(prompts_text).to_json(), None
+    return _parse(prompts_text).undo().to_json(), None
+
+
+def on_clear():
+    return EMPTY, None
+
+
+def run_prompts(photo_file, prompts_text, segmenter="slimsam_77", refine="closed_form", band=10,
+                ground_truth_file=None, progress=gr.Progress()):
+    """Matte: SAM's mask → trimap → the chosen trimap method, with the family tabs' result panel."""
+    from ..registry import get
+    from ..runner import run
+
+    @handlers.friendly
+    def go():
+        spec = get("sam_trimap")
+        image = handlers.load_photo(photo_file)
+        prompts = prompt_tools.validate(_parse(prompts_text), image.shape)
+        ground_truth = handlers.load_ground_truth(ground_truth_file, image.shape)
+        progress(0.1, desc=f"Running {spec.name}")
+        band_px = int(band if band is not None else 10)
+        result = run(spec.id, image, prompts=prompts, max_pixels=handlers.max_pixels(), segmenter=segmenter,
+                     refine=refine, erode=band_px, dilate=band_px)
+        return handlers.present_result(spec, image, result, {"prompts": prompts.to_dict()}, ground_truth,
+                                       "checkerboard", None, None)
+
+    return go()
+
+
+# --------------------------------------------------------------------------- the tab
+
+def build(shared):
+    """The tab (inside ``gr.Tabs``); nothing when no method of the ``prompts`` family is registered."""
+    specs = methods(FAMILY)
+    if not specs:
+        return
+    from ..spec import FAMILIES
+    from .layout import HEAVY, _result_panel, workers
+
+    spec = specs[0]
+    segmenters = spec.param("segmenter")
+    refine = spec.param("refine")
+    with gr.Tab(FAMILIES[FAMILY], id=FAMILY, elem_id=f"tab-{FAMILY}"):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                gr.Markdown("Click on the object in the photo: SAM turns the clicks into a mask, the mask becomes "
+                            "a trimap, and a trimap method finishes the edges.")
+                mode = gr.Radio(list(MODES), value=POSITIVE, label="Click adds", elem_id="prompt-mode")
+                with gr.Row():
+                    undo = gr.Button("Undo", size="sm", elem_id="prompt-undo")
+                    clear = gr.Button("Clear", size="sm", elem_id="prompt-clear")
+                segmenter = gr.Dropdown(list(segmenters.choices), value=segmenters.default, label="Segmenter",
+                                        info=segmenters.help, elem_id="prompt-segmenter")
+                method = gr.Dropdown(list(refine.choices), value=refine.default, label="Matting method",
+                                     info=refine.help, elem_id="prompt-refine")
+                band = gr.Slider(0, 60, value=10, step=1, label="Unknown band (pixels each side)")
+                prompts_text = gr.Textbox(EMPTY, label="Prompts (JSON, pixels of the photo)", lines=2,
+                                          elem_id="prompts-json")
+                matte = gr.Button("Matte", variant="primary", elem_id="run-prompts")
+            with gr.Column(scale=5):
+                picture = gr.Image(label="Click on the object", interactive=False, format="png", height=520,
+                                   elem_id="prompts-image", buttons=["fullscreen"])
+                note = gr.Markdown(elem_id="prompts-note", elem_classes=["status-line"])
+        panel = _result_panel(FAMILY)
+        corner = gr.JSON(None, visible=False)  # a pending box corner (a component, so the API sees it)
+        x = gr.Number(visible=False)  # for /prompt_add and /prompt_mask through the API
+        y = gr.Number(visible=False)
+        add = gr.Button(visible=False)
+        mask_trigger = gr.Button(visible=False)
+
+    fast = dict(concurrency_limit=None, show_progress="hidden")
+    mask_event = dict(fn=on_mask, inputs=[shared.photo_file, prompts_text, segmenter, corner], outputs=[picture, note],
+                      concurrency_id=HEAVY, concurrency_limit=workers(), show_progress="hidden")
+    shared.photo_file.change(on_photo, [shared.photo_file], [picture, prompts_text, note, corner],
+                             api_name="prompt_photo", **fast)
+    picture.select(on_click, [shared.photo_file, prompts_text, mode, corner], [prompts_text, corner],
+                   api_name="prompt_click", **fast).then(**mask_event, api_name="prompt_click_mask")
+    add.click(on_add, [shared.photo_file, prompts_text, mode, x, y, corner], [prompts_text, corner],
+              api_name="prompt_add", **fast)
+    mask_trigger.click(**mask_event, api_name="prompt_mask")
+    undo.click(on_undo, [prompts_text, corner], [prompts_text, corner], api_name="prompt_undo",
+               **fast).then(**mask_event, api_name=False)
+    clear.click(on_clear, None, [prompts_text, corner], api_name="prompt_clear", **fast).then(
+        **mask_event, api_name=False)
+    matte.click(run_prompts, [shared.photo_file, prompts_text, segmenter, method, band, shared.ground_truth_file],
+                panel.outputs(), api_name="run_prompts_tab", concurrency_id=HEAVY, concurrency_limit=workers())
