@@ -363,7 +363,7 @@ def build_demo() -> gr.Blocks:
             for family in FAMILIES:
                 if family != prompts_tab.FAMILY:  # that family has its own tab (click to select)
                     _family_tab(family, shared, painter_home, plate_home)
-            prompts_tab.build(shared)
+            prompts_tab.build(shared, _result_panel, HEAVY, workers())
             video_tab.build_video_tab(HEAVY, workers())
             _compare_tab(shared)
             _methods_tab()

@@ -118,7 +118,7 @@ def on_click(photo_file, prompts_text, mode, corner, evt: gr.SelectData):
 
 
 @handlers.friendly
-def on_mask(photo_file, prompts_text, segmenter="slimsam_77", corner=None):
+def on_mask(photo_file, prompts_text, segmenter=None, corner=None):
     """The mask overlay for the prompts (SAM; the photo's embedding is computed once, then reused)."""
     from ..adapters import sam_pipeline
 
@@ -148,15 +148,18 @@ def on_clear():
     return EMPTY, None
 
 
-def run_prompts(photo_file, prompts_text, segmenter="slimsam_77", refine="closed_form", band=10,
+def run_prompts(photo_file, prompts_text, segmenter=None, refine=None, band=10,
                 ground_truth_file=None, progress=gr.Progress()):
-    """Matte: SAM's mask → trimap → the chosen trimap method, with the family tabs' result panel."""
-    from ..registry import get
+    """Matte: SAM's mask → trimap → the chosen trimap method, with the family tabs' result panel
+    (the family's method; segmenter and matting method default to its parameters' defaults)."""
     from ..runner import run
 
     @handlers.friendly
     def go():
-        spec = get("sam_trimap")
+        spec = methods(FAMILY)[0]
+        nonlocal segmenter, refine
+        segmenter = segmenter or spec.param("segmenter").default
+        refine = refine or spec.param("refine").default
         image = handlers.load_photo(photo_file)
         prompts = prompt_tools.validate(_parse(prompts_text), image.shape)
         ground_truth = handlers.load_ground_truth(ground_truth_file, image.shape)
@@ -172,13 +175,16 @@ def run_prompts(photo_file, prompts_text, segmenter="slimsam_77", refine="closed
 
 # --------------------------------------------------------------------------- the tab
 
-def build(shared):
-    """The tab (inside ``gr.Tabs``); nothing when no method of the ``prompts`` family is registered."""
+def build(shared, result_panel, heavy: str, workers: int):
+    """The tab (inside ``gr.Tabs``); nothing when no method of the ``prompts`` family is registered.
+
+    ``result_panel(family)`` builds the family tabs' result panel (layout's), ``heavy`` / ``workers`` are
+    the concurrency group and limit of runs.
+    """
     specs = methods(FAMILY)
     if not specs:
         return
     from ..spec import FAMILIES
-    from .layout import HEAVY, _result_panel, workers
 
     spec = specs[0]
     segmenters = spec.param("segmenter")
@@ -204,7 +210,7 @@ def build(shared):
                 picture = gr.Image(label="Click on the object", interactive=False, format="png", height=520,
                                    elem_id="prompts-image", buttons=["fullscreen"])
                 note = gr.Markdown(elem_id="prompts-note", elem_classes=["status-line"])
-        panel = _result_panel(FAMILY)
+        panel = result_panel(FAMILY)
         corner = gr.JSON(None, visible=False)  # a pending box corner (a component, so the API sees it)
         x = gr.Number(visible=False)  # for /prompt_add and /prompt_mask through the API
         y = gr.Number(visible=False)
@@ -213,7 +219,7 @@ def build(shared):
 
     fast = dict(concurrency_limit=None, show_progress="hidden")
     mask_event = dict(fn=on_mask, inputs=[shared.photo_file, prompts_text, segmenter, corner], outputs=[picture, note],
-                      concurrency_id=HEAVY, concurrency_limit=workers(), show_progress="hidden")
+                      concurrency_id=heavy, concurrency_limit=workers, show_progress="hidden")
     shared.photo_file.change(on_photo, [shared.photo_file], [picture, prompts_text, note, corner],
                              api_name="prompt_photo", **fast)
     picture.select(on_click, [shared.photo_file, prompts_text, mode, corner], [prompts_text, corner],
@@ -226,4 +232,4 @@ def build(shared):
     clear.click(on_clear, None, [prompts_text, corner], api_name="prompt_clear", **fast).then(
         **mask_event, api_name=False)
     matte.click(run_prompts, [shared.photo_file, prompts_text, segmenter, method, band, shared.ground_truth_file],
-                panel.outputs(), api_name="run_prompts_tab", concurrency_id=HEAVY, concurrency_limit=workers())
+                panel.outputs(), api_name="run_prompts_tab", concurrency_id=heavy, concurrency_limit=workers)
