@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Checkpoints are fetched on first use by default; the suite never downloads from a real address, so it
+# runs offline unless told otherwise (tests of fetching unset this and serve files from 127.0.0.1).
+os.environ.setdefault("MATTING_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 
