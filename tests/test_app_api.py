@@ -522,6 +522,41 @@ def test_download_button_fetches_and_flips_the_status(client, served_checkpoint)
     assert "`modnet_photographic`" in panel_status and "**present**" in panel_status
 
 
+class ProgressStandIn:
+    """Records what a handler tells its gr.Progress."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, fraction=None, desc=None, **kwargs):
+        self.calls.append((fraction, desc))
+
+
+def test_first_use_fetches_with_progress_and_the_run_completes(served_checkpoint, files):
+    """Run MODNet with its checkpoint missing: the run handler fetches it on first use (local server),
+    the download's bytes, speed and fraction reach the progress stand-in, and the run finishes."""
+    from matting import weights
+    from matting.adapters import torch_utils
+    from matting.ui import handlers
+    from matting.ui.layout import RUN_INPUT_NAMES
+    from matting.ui.controls import plan_slots
+
+    torch_utils.clear_cache()
+    assert weights.status("modnet_photographic") == "missing"
+    run = handlers.run_method(plan_slots(matting.methods("automatic"), RUN_INPUT_NAMES))
+    progress = ProgressStandIn()
+    outputs = run("modnet", str(files["photo"]), progress=progress)
+    assert "MODNet" in outputs.status and "finished" in outputs.status
+    assert weights.status("modnet_photographic") == "present"
+    downloads = [(f, d) for f, d in progress.calls if d and d.startswith("Downloading")]
+    assert downloads, progress.calls
+    size = f"{len(served_checkpoint) / 1e6:.1f} MB"
+    assert downloads[-1] == (1.0, f"Downloading modnet_photographic_portrait_matting.ckpt: {size} of {size}"
+                             + downloads[-1][1].split(size + " of " + size)[1])
+    assert all(0 <= f <= 1 for f, _ in downloads)
+    torch_utils.clear_cache()
+
+
 def test_download_button_when_offline(client, monkeypatch):
     with pytest.raises(AppError, match="works offline"):
         client.predict("modnet_photographic", api_name="/download_weights")
