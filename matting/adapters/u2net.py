@@ -154,7 +154,7 @@ _SPECS = [
         id="u2net", name="U²-Net (salient object)", family="automatic",
         compute=compute, load=_loader("u2net", "u2net"),
         outputs=OUTPUTS, weights=("u2net",),
-        card=_card("Apache-2.0 (the authors' u2net.pth, 176 MB; fetch with python -m matting.weights fetch u2net)"),
+        card=_card("Apache-2.0 (the authors' u2net.pth, 176 MB; downloaded on first use)"),
     ),
     MethodSpec(
         id="u2net_human_seg", name="U²-Net human segmentation", family="automatic",
