@@ -155,7 +155,7 @@ def _texts(value):
     """The text outputs in ``value``, leaving out files the client downloaded (their paths are local)
     and URLs."""
     if isinstance(value, str):
-        if not _is_local_file(value) and not value.startswith(("http://", "https://")):
+        if not _is_local_file(value) and not value.startswith(("http://", "https://", "data:")):
             yield value
     elif isinstance(value, dict):
         for item in value.values():
