@@ -715,6 +715,32 @@ def test_hf_source_is_copied_and_verified(dirs, use_manifest, monkeypatch, tmp_p
     assert calls == [("someone/mirror", "sub/fake.bin", "abc123", True)]
 
 
+def test_hf_download_progress_reaches_on_progress(dirs, use_manifest, monkeypatch, tmp_path, server):
+    """Online, the Hub client gets a short metadata timeout and a silent tqdm class whose counts are
+    forwarded to on_progress (its host answered the probe: the endpoint is the local server)."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    cached = tmp_path / "hf_blob"
+    cached.write_bytes(PAYLOAD)
+    seen_kwargs = {}
+
+    def fake_download(repo_id, filename, *, tqdm_class=None, **kwargs):
+        seen_kwargs.update(kwargs)
+        bar = tqdm_class(total=len(PAYLOAD), initial=0, desc=filename, name="huggingface_hub.http_get")
+        for _ in range(3):
+            bar.update(100_000)
+        bar.close()
+        return str(cached)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(constants, "ENDPOINT", server.url("").rstrip("/"))
+    use_manifest(make_entry([{"kind": "hf", "repo_id": "someone/mirror", "filename": "fake.bin"}]))
+    seen = []
+    weights.fetch("fake", progress=False, on_progress=lambda d, t: seen.append((d, t)))
+    assert seen_kwargs["local_files_only"] is False and seen_kwargs["etag_timeout"] <= 10
+    assert (300_000, len(PAYLOAD)) in seen and seen[-1] == (len(PAYLOAD), len(PAYLOAD))
+
+
 # --------------------------------------------------------------------------- package structure
 
 PACKAGE_DIR = Path(weights.__file__).parent
