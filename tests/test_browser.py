@@ -240,4 +240,5 @@ def test_examples_tabs_and_compare(page):
 
     page.get_by_role("tab", name="Methods").click()
     page.wait_for_selector("#methods-overview table")
-    _save_screenshot(page, page.locator("#tab-methods"), "methods")
+    # The overview table: the whole tab (every card title) outgrew the README size limit as methods were added.
+    _save_screenshot(page, page.locator("#methods-overview"), "methods")

@@ -73,7 +73,7 @@ def status_markdown(spec) -> str:
 
 
 def short_status(spec) -> str:
-    """A few words for tables: 'not needed', 'present', 'downloads on first use (26.3 MB)'."""
+    """A few words for tables: 'not needed', 'present', 'on first use (26.3 MB)', 'missing (26.3 MB)'."""
     if spec.unavailable:
         return "not runnable"
     if not spec.weights:
@@ -86,8 +86,8 @@ def short_status(spec) -> str:
     except MattingError:
         size = "?"
     if auto_fetch():
-        return f"downloads on first use ({size})"
-    return f"missing ({size}; upload it)"
+        return f"on first use ({size})"
+    return f"missing ({size})"
 
 
 def _synthetic_inputs(side: int = 128) -> dict:
