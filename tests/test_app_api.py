@@ -134,9 +134,47 @@ def app_url():
                 os.environ[name] = value
 
 
+class CheckedClient(Client):
+    """A client that checks what the app tells a person at the browser: no message of any endpoint
+    (error or text output) shows an absolute server path or an environment variable."""
+
+    def predict(self, *args, **kwargs):
+        from matting.ui.messages import has_server_detail
+
+        try:
+            result = super().predict(*args, **kwargs)
+        except AppError as exc:
+            assert not has_server_detail(str(exc)), f"{kwargs.get('api_name')} showed server details: {exc}"
+            raise
+        for text in _texts(result):
+            assert not has_server_detail(text), f"{kwargs.get('api_name')} returned server details: {text}"
+        return result
+
+
+def _texts(value):
+    """The text outputs in ``value``, leaving out files the client downloaded (their paths are local)
+    and URLs."""
+    if isinstance(value, str):
+        if not _is_local_file(value) and not value.startswith(("http://", "https://", "data:")):
+            yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _texts(item)
+
+
+def _is_local_file(text: str) -> bool:
+    try:
+        return "\n" not in text and len(text) < 1024 and os.path.isfile(text)
+    except (OSError, ValueError):
+        return False
+
+
 @pytest.fixture
 def client(app_url):
-    return Client(app_url, verbose=False)
+    return CheckedClient(app_url, verbose=False)
 
 
 def _needs_ready(method_id):
@@ -400,7 +438,9 @@ def test_run_automatic_u2netp(client, files):
     assert len(outputs[5]) >= 1  # U²-NetP's side outputs
 
 
-def test_missing_weights_say_how_to_get_them(client, files):
+def test_missing_weights_say_what_to_do_at_the_browser(client, files):
+    """Offline (the suite's setting), a method whose checkpoint is missing says so in words for the
+    browser: the file and its size, upload it; no terminal command, path or setting (CheckedClient)."""
     from matting import weights
 
     missing = [spec for spec in matting.methods("automatic")
@@ -408,10 +448,118 @@ def test_missing_weights_say_how_to_get_them(client, files):
     if not missing:
         pytest.skip("every automatic method has its weights here")
     spec = missing[0]
-    with pytest.raises(AppError, match=f"python -m matting.weights fetch {spec.weights[0]}"):
+    item = weights.entry(spec.weights[0])
+    with pytest.raises(AppError) as caught:
         client.predict(spec.id, handle_file(str(files["photo"])), api_name="/run_automatic")
+    message = str(caught.value)
+    assert item.file in message and item.size_text in message and "works offline" in message
+    assert "python -m" not in message and "upload it in the Weights panel" in message
     _info, status, _checkpoint, *_ = client.predict(spec.id, api_name="/select_method_automatic")
-    assert f"python -m matting.weights fetch {spec.weights[0]}" in status
+    assert "works offline: upload the file below" in status and "python -m" not in status
+    note = client.predict(spec.weights[0], api_name="/choose_checkpoint_automatic")  # (a button is no API output)
+    assert "Download is off" in note and item.size_text in note
+
+
+@pytest.fixture
+def served_checkpoint(tmp_path, monkeypatch):
+    """modnet_photographic as a file on a local HTTP server: a copy of the manifest whose only source for
+    it is that server (with the file's size and sha256), an empty weights dir, downloads on."""
+    import hashlib
+    import json
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    import torch
+
+    from matting import weights
+
+    served = tmp_path / "served"
+    served.mkdir()
+    checkpoint = _random_checkpoint(served / "modnet.ckpt", "modnet")
+    data = checkpoint.read_bytes()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    raw = json.loads(weights.DEFAULT_MANIFEST.read_text())
+    for item in raw["checkpoints"]:
+        if item["id"] == "modnet_photographic":
+            item.update(size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                        sources=[{"kind": "url", "url": f"http://127.0.0.1:{server.server_address[1]}/modnet.ckpt"}])
+    manifest_file = tmp_path / "manifest.json"
+    manifest_file.write_text(json.dumps(raw))
+    monkeypatch.setenv("MATTING_WEIGHTS_MANIFEST", str(manifest_file))
+    monkeypatch.setenv("MATTING_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.delenv("MATTING_OFFLINE", raising=False)
+    monkeypatch.delenv("MATTING_WEIGHTS_MODNET_PHOTOGRAPHIC", raising=False)
+    monkeypatch.setattr(weights.reach, "_unreachable_hosts", {})
+    del torch
+    yield data
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_button_fetches_and_flips_the_status(client, served_checkpoint):
+    from matting import weights
+
+    assert weights.status("modnet_photographic") == "missing"
+    note = client.predict("modnet_photographic", api_name="/choose_checkpoint")
+    assert "licence Apache-2.0" in note and "Download fetches it" in note
+    status, overview, note = client.predict("modnet_photographic", api_name="/download_weights")
+    assert "Downloaded" in status and "modnet_photographic" in status
+    assert weights.status("modnet_photographic") == "present"
+    assert (Path(os.environ["MATTING_WEIGHTS_DIR"]) / "modnet_photographic_portrait_matting.ckpt").read_bytes() \
+        == served_checkpoint
+    assert "on this server" in note
+    _info, panel_status, *_ = client.predict("modnet", api_name="/select_method_automatic")
+    assert "`modnet_photographic`" in panel_status and "**present**" in panel_status
+
+
+class ProgressStandIn:
+    """Records what a handler tells its gr.Progress."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, fraction=None, desc=None, **kwargs):
+        self.calls.append((fraction, desc))
+
+
+def test_first_use_fetches_with_progress_and_the_run_completes(served_checkpoint, files):
+    """Run MODNet with its checkpoint missing: the run handler fetches it on first use (local server),
+    the download's bytes, speed and fraction reach the progress stand-in, and the run finishes."""
+    from matting import weights
+    from matting.adapters import torch_utils
+    from matting.ui import handlers
+    from matting.ui.layout import RUN_INPUT_NAMES
+    from matting.ui.controls import plan_slots
+
+    torch_utils.clear_cache()
+    assert weights.status("modnet_photographic") == "missing"
+    run = handlers.run_method(plan_slots(matting.methods("automatic"), RUN_INPUT_NAMES))
+    progress = ProgressStandIn()
+    outputs = run("modnet", str(files["photo"]), progress=progress)
+    assert "MODNet" in outputs.status and "finished" in outputs.status
+    assert weights.status("modnet_photographic") == "present"
+    downloads = [(f, d) for f, d in progress.calls if d and d.startswith("Downloading")]
+    assert downloads, progress.calls
+    size = f"{len(served_checkpoint) / 1e6:.1f} MB"
+    assert downloads[-1] == (1.0, f"Downloading modnet_photographic_portrait_matting.ckpt: {size} of {size}"
+                             + downloads[-1][1].split(size + " of " + size)[1])
+    assert all(0 <= f <= 1 for f, _ in downloads)
+    torch_utils.clear_cache()
+
+
+def test_download_button_when_offline(client, monkeypatch):
+    with pytest.raises(AppError, match="works offline"):
+        client.predict("modnet_photographic", api_name="/download_weights")
 
 
 # --------------------------------------------------------------------------- weights uploads

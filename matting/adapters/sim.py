@@ -281,9 +281,11 @@ def load(params: dict) -> tuple:
         try:
             weights.require(checkpoint_id)
         except MattingError as exc:
-            missing.append(str(exc))
+            missing.append(exc)
     if missing:
-        raise MattingError("SIM needs two checkpoints, the matting network and its classifier.\n" + "\n".join(missing))
+        intro = "SIM needs two checkpoints, the matting network and its classifier.\n"
+        raise MattingError(intro + "\n".join(str(e) for e in missing),
+                           browser=intro + "\n".join(e.for_browser for e in missing))
     return (torch_utils.load_model("sim_classifier", CLASSIFIER_CHECKPOINT),
             torch_utils.load_model("sim", MATTING_CHECKPOINT))
 

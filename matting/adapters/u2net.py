@@ -154,15 +154,14 @@ _SPECS = [
         id="u2net", name="U²-Net (salient object)", family="automatic",
         compute=compute, load=_loader("u2net", "u2net"),
         outputs=OUTPUTS, weights=("u2net",),
-        card=_card("Apache-2.0 (the authors' u2net.pth, 176 MB; fetch with python -m matting.weights fetch u2net)"),
+        card=_card("Apache-2.0 (the authors' u2net.pth, 176 MB; downloaded on first use)"),
     ),
     MethodSpec(
         id="u2net_human_seg", name="U²-Net human segmentation", family="automatic",
         compute=compute, load=_loader("u2net", "u2net_human_seg"),
         outputs=OUTPUTS, weights=("u2net_human_seg",),
         card=_card(
-            "Apache-2.0 (the authors' u2net_human_seg.pth, 176 MB; fetch with python -m matting.weights "
-            "fetch u2net_human_seg)",
+            "Apache-2.0 (the authors' u2net_human_seg.pth, 176 MB; downloaded on first use)",
             " This checkpoint is the full U²-Net retrained by the authors on the Supervisely Person data set "
             "for human segmentation (README, 2021-02-06; its own test script u2net_human_seg_test.py uses the "
             "same pre- and post-processing): 'foreground' means people."),

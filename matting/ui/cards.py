@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..registry import methods
 from ..spec import FAMILIES, INPUT_LABELS
 from . import checkpoints
+from .messages import scrub
 
 
 def method_summary(spec) -> str:
@@ -14,7 +15,7 @@ def method_summary(spec) -> str:
         f"<details><summary>How it works</summary>\n\n{card.how_it_works}"
         + (f"\n\n{card.notes}" if card.notes else "") + "\n\n</details>",
     ]
-    return "\n\n".join(lines)
+    return scrub("\n\n".join(lines))  # a card is read at the browser: no server settings or paths
 
 
 def methods_overview() -> str:
@@ -55,7 +56,7 @@ def method_card(spec) -> str:
         parts.append(f"**Scribbles.** {spec.scribbles_note}")
     parts += [f"**Parameters**\n\n{params}", f"**Intermediate maps**\n\n{outputs}",
               f"**Weights**\n\n{checkpoints.status_markdown(spec)}"]
-    return "\n\n".join(parts)
+    return scrub("\n\n".join(parts))  # a card is read at the browser: no server settings or paths
 
 
 def all_checkpoint_ids() -> list[str]:

@@ -3,7 +3,6 @@ validated (read weights-only, then loaded by the method's own adapter) before th
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import threading
 from pathlib import Path
@@ -21,7 +20,9 @@ def _weights():
 
 
 def auto_fetch() -> bool:
-    return os.environ.get("MATTING_AUTO_FETCH", "").strip().lower() in ("1", "true", "yes", "on")
+    """Whether a missing checkpoint is downloaded on first use (the default; off when the server is set
+    to work offline, see :func:`matting.weights.offline_reason`)."""
+    return _weights().offline_reason() is None
 
 
 def checkpoint_state(checkpoint_id: str) -> str:
@@ -38,28 +39,31 @@ def is_ready(spec) -> bool:
 
 
 def fetch_command(checkpoint_id: str) -> str:
+    """The terminal command (for the CLI and the server log; the app's pages do not show it)."""
     return f"python -m matting.weights fetch {checkpoint_id}"
 
 
 def status_line(checkpoint_id: str) -> str:
-    """One Markdown line about one checkpoint."""
+    """One Markdown line about one checkpoint, for a person at the browser."""
     weights = _weights()
     try:
         item = weights.entry(checkpoint_id)
     except MattingError as exc:
-        return f"- **Unknown** `{checkpoint_id}`: {exc}"
+        return f"- **Unknown** `{checkpoint_id}`: {exc.for_browser}"
     state = checkpoint_state(checkpoint_id)
     what = f"`{item.id}` ({item.file}, {item.size_text}, licence {item.licence})"
     if state in ("present", "unverified"):  # of weights.USABLE; an override is said in its own words
         return f"- {what}: **present**"
     if state == "override":
         return f"- {what}: **using an uploaded / user-supplied file**"
-    if auto_fetch():
-        return f"- {what}: not downloaded yet; **fetched automatically on first use**"
-    reason = {"corrupt": "the stored file is damaged (checksum mismatch)",
-              "partial": "only an interrupted download is present",
-              "override_missing": "the file named by its environment variable does not exist"}.get(state, "missing")
-    return f"- {what}: **{reason}**. Get it with `{fetch_command(item.id)}` or upload the file here."
+    if state == "override_missing":
+        return f"- {what}: **the server's own file for it is missing**; upload the file below."
+    reason = {"corrupt": "the server's copy is damaged", "partial": "an interrupted download is here"}.get(
+        state, "not on this server yet")
+    if not auto_fetch():
+        return f"- {what}: **{reason}**, and this server works offline: upload the file below."
+    action = {"corrupt": "replaces it", "partial": "resumes it"}.get(state, f"fetches it ({item.size_text})")
+    return f"- {what}: **{reason}**. **Download** {action}, or the first run does; or upload the file below."
 
 
 def status_markdown(spec) -> str:
@@ -69,16 +73,21 @@ def status_markdown(spec) -> str:
 
 
 def short_status(spec) -> str:
-    """A few words for tables: 'not needed', 'present', 'missing: fetch …'."""
+    """A few words for tables: 'not needed', 'present', 'on first use (26.3 MB)', 'missing (26.3 MB)'."""
     if spec.unavailable:
         return "not runnable"
     if not spec.weights:
         return "not needed"
     if spec.can_run_with(_weights().usable):
         return "present"
+    missing = [c for c in spec.checkpoints_for({}) if not _weights().usable(c)] or list(spec.weights[:1])
+    try:
+        size = " + ".join(_weights().entry(c).size_text for c in missing)
+    except MattingError:
+        size = "?"
     if auto_fetch():
-        return "downloads on first use"
-    return f"missing: `{fetch_command(spec.weights[0])}`"
+        return f"on first use ({size})"
+    return f"missing ({size})"
 
 
 def _synthetic_inputs(side: int = 128) -> dict:

@@ -3,7 +3,7 @@
 Photos come from scikit-image's bundled sample data (``skimage.data``), with the licences its
 docstrings state:
 
-* astronaut — Eileen Collins, NASA Great Images database: "No known copyright restrictions, released
+* astronaut — Eileen Collins, a head-and-shoulders portrait (the example for the portrait methods), NASA Great Images database: "No known copyright restrictions, released
   into the public domain."
 * chelsea — Chelsea the cat, photograph by Stefan van der Walt: "No copyright restrictions. CC0."
 * coffee — coffee cup, Pikolo Espresso Bar, photograph by Rachel Michetti: "No copyright restrictions. CC0."
@@ -32,7 +32,11 @@ from ..runner import estimate_foreground, run
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 VERSION = 1  # bump to rebuild every user's cached examples
-PHOTOS = {"astronaut": "Astronaut", "chelsea": "Chelsea the cat", "coffee": "Coffee cup"}
+# The astronaut is the portrait (Eileen Collins, head and shoulders): the example for the portrait
+# methods (MODNet, selfie segmentation, the human-segmentation U²-Net). It is the best portrait among
+# scikit-image's bundled photos; the only other person, "camera", is a greyscale full figure.
+PHOTOS = {"astronaut": "Astronaut — portrait (for the portrait methods)", "chelsea": "Chelsea the cat",
+          "coffee": "Coffee cup"}
 LICENCE_NOTE = ("Example photos from scikit-image's sample data: astronaut (NASA, public domain), Chelsea the "
                 "cat (Stefan van der Walt, CC0), coffee cup (Rachel Michetti, CC0), rocket (SpaceX, public "
                 "domain). The last example composites the astronaut over the rocket photo, so its plate and "

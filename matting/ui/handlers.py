@@ -23,7 +23,7 @@ from ..errors import MattingError
 from ..registry import get, methods
 from ..runner import run
 from .. import plate
-from . import checkpoints, editor
+from . import checkpoints, downloads, editor, messages
 from .cards import method_summary, methods_overview
 from .controls import Slot, collect_params, control_update, slot_param
 
@@ -41,8 +41,9 @@ PREVIEW_SIDE = 1024
 # --------------------------------------------------------------------------- plumbing
 
 def friendly(handler):
-    """Every rejection of user input reaches the user as its own message; anything else as a short
-    note (the traceback goes to the log, not the browser)."""
+    """Every rejection of user input reaches the user as its own message, in its browser wording (no
+    server paths or settings: :mod:`.messages`); anything else as a short note (the traceback goes to
+    the log, not the browser)."""
 
     @functools.wraps(handler)
     def wrapper(*args, **kwargs):
@@ -51,10 +52,10 @@ def friendly(handler):
         except gr.Error:
             raise
         except MattingError as exc:
-            raise gr.Error(str(exc), duration=20, print_exception=False) from None
+            raise gr.Error(messages.for_browser(exc), duration=20, print_exception=False) from None
         except Exception as exc:  # noqa: BLE001 - the browser gets a readable line, the log the details
             log.error("Unexpected error in %s:\n%s", handler.__name__, traceback.format_exc())
-            raise gr.Error(f"Something went wrong inside the app ({type(exc).__name__}: {exc}). "
+            raise gr.Error(f"Something went wrong inside the app ({type(exc).__name__}: {messages.scrub(str(exc))}). "
                            "This is a bug, not your input; the details are in the server log.",
                            print_exception=False) from None
 
@@ -184,7 +185,8 @@ def on_auto_trimap(photo_file, method_id, band=DEFAULT_BAND, progress=gr.Progres
     image = load_photo(photo_file)
     spec = spec_for(method_id)
     progress(0.1, desc=f"Running {spec.name} for a mask")
-    mask = run(spec.id, image, max_pixels=max_pixels(), foreground="none").alpha
+    with downloads.reporting_to(progress):  # a checkpoint fetched on first use shows its download
+        mask = run(spec.id, image, max_pixels=max_pixels(), foreground="none").alpha
     band = int(band if band is not None else DEFAULT_BAND)
     progress(0.9, desc="Making the trimap")
     levels = trimap.from_mask(mask, erode=band, dilate=band)
@@ -372,7 +374,8 @@ def run_method(slots: list[Slot]):
         ground_truth = load_ground_truth(ground_truth_file, image.shape)
         values = collect_params(spec, slots, params)
         progress(0.1, desc=f"Running {spec.name}")
-        result = run(spec.id, image, max_pixels=max_pixels(), **inputs, **values)
+        with downloads.reporting_to(progress):  # a checkpoint fetched on first use shows its download
+            result = run(spec.id, image, max_pixels=max_pixels(), **inputs, **values)
         progress(0.85, desc="Composites, maps and metrics")
         return present_result(spec, image, result, inputs, ground_truth, backdrop, backdrop_colour, backdrop_file)
 

@@ -17,7 +17,7 @@ import gradio as gr
 from ..composite import BACKDROPS
 from ..registry import methods
 from ..spec import FAMILIES
-from . import cards as card_text, compare, handlers, prompts_tab, video_tab
+from . import cards as card_text, compare, downloads, first_look, handlers, prompts_tab, video_tab
 from .controls import Slot, build_control, plan_slots, slot_param
 from .examples import LICENCE_NOTE, ensure_examples
 
@@ -175,9 +175,12 @@ def _weights_panel(family: str, default_spec):
         status = gr.Markdown(handlers.checkpoints.status_markdown(default_spec) if needs else "")
         checkpoint = gr.Dropdown(handlers.weights_choices(default_spec) if needs else [],
                                  value=default_spec.weights[0] if needs else None, label="Checkpoint")
-        upload = gr.File(label="Upload the checkpoint file (checked before use)")
+        download, download_note = downloads.download_row(default_spec.weights[0] if needs else None)
+        upload = gr.File(label="Or upload the checkpoint file (checked before use)")
         use = gr.Button("Use this file")
-    return accordion, status, checkpoint, upload, use
+    checkpoint.change(downloads.on_checkpoint_choice, [checkpoint], [download, download_note],
+                      api_name=f"choose_checkpoint_{family}", concurrency_limit=None, show_progress="hidden")
+    return accordion, status, checkpoint, upload, use, download, download_note
 
 
 def _family_tab(family: str, shared: Shared, painter_home, plate_home):
@@ -187,14 +190,15 @@ def _family_tab(family: str, shared: Shared, painter_home, plate_home):
     with gr.Tab(FAMILIES[family], id=family, elem_id=f"tab-{family}"):
         if not specs:
             gr.Markdown(f"No method of the family “{FAMILIES[family]}” is registered yet.")
-            return
+            return None
         has_inputs = family in (painter_home, plate_home)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=340):
                 method = gr.Dropdown(handlers.method_choices(family), value=default.id, label="Method",
                                      elem_id=f"method-{family}")
                 info = gr.Markdown(card_text.method_summary(default), elem_classes=["method-info"])
-                accordion, weights_status, checkpoint, upload, use = _weights_panel(family, default)
+                accordion, weights_status, checkpoint, upload, use, download, download_note = _weights_panel(
+                    family, default)
                 with gr.Accordion("Parameters", open=False):
                     controls = {}
                     for slot in slots:
@@ -221,6 +225,9 @@ def _family_tab(family: str, shared: Shared, painter_home, plate_home):
                   api_name=f"select_method_{family}", concurrency_limit=None, show_progress="hidden")
     use.click(handlers.on_use_weights, [method, checkpoint, upload], [weights_status],
               api_name=f"use_weights_{family}", concurrency_id=HEAVY, concurrency_limit=workers())
+    download.click(handlers.friendly(downloads.on_download_in_tab), [method, checkpoint],
+                   [weights_status, download, download_note], api_name=f"download_weights_{family}",
+                   concurrency_id="download", concurrency_limit=4)
     run_button.click(
         handlers.run_method(slots),
         inputs=[method, shared.photo_file, shared.input_mode, shared.painter, shared.plate_file,
@@ -233,6 +240,7 @@ def _family_tab(family: str, shared: Shared, painter_home, plate_home):
           [panel.components["state"], backdrop, colour, backdrop_file],
           [panel.components["composite"], colour, backdrop_file],
           api_name=f"composite_{family}", concurrency_limit=4, show_progress="hidden")
+    return method, panel
 
 
 # --------------------------------------------------------------------------- compare and methods
@@ -285,15 +293,18 @@ def _methods_tab():
             refresh = gr.Button("Refresh weights status", size="sm", scale=0, min_width=200)
         overview = gr.Markdown(card_text.methods_overview(), elem_id="methods-overview")
         checkpoint_ids = card_text.all_checkpoint_ids()
-        with gr.Accordion("Upload a checkpoint", open=False, visible=bool(checkpoint_ids)):
-            gr.Markdown("Already downloaded a checkpoint? Upload it here: it is read without running any code "
-                        "in it and checked against its network before it is used.")
-            with gr.Row():
-                checkpoint = gr.Dropdown(checkpoint_ids, value=checkpoint_ids[0] if checkpoint_ids else None,
-                                         label="Checkpoint")
-                upload = gr.File(label="Checkpoint file")
+        with gr.Accordion("Download or upload a checkpoint", open=False, visible=bool(checkpoint_ids),
+                          elem_id="methods-checkpoints"):
+            gr.Markdown("**Download** fetches the chosen checkpoint from its published sources onto this server "
+                        "and checks its checksum; methods also fetch theirs on first use. Already have the file? "
+                        "Upload it: it is read without running any code in it and checked against its network "
+                        "before it is used.")
+            checkpoint = gr.Dropdown(checkpoint_ids, value=checkpoint_ids[0] if checkpoint_ids else None,
+                                     label="Checkpoint", elem_id="methods-checkpoint")
+            download, download_note = downloads.download_row(checkpoint_ids[0] if checkpoint_ids else None)
+            upload = gr.File(label="Or upload the checkpoint file")
             use = gr.Button("Use this file")
-            use_status = gr.Markdown()
+            use_status = gr.Markdown(elem_id="methods-checkpoint-status")
         cards = []
         for family, title in FAMILIES.items():
             if methods(family):
@@ -306,6 +317,11 @@ def _methods_tab():
                   concurrency_limit=None, show_progress="hidden")
     use.click(handlers.on_use_any_weights, [checkpoint, upload], [use_status, overview], api_name="use_weights",
               concurrency_id=HEAVY, concurrency_limit=workers())
+    checkpoint.change(downloads.on_checkpoint_choice, [checkpoint], [download, download_note],
+                      api_name="choose_checkpoint", concurrency_limit=None, show_progress="hidden")
+    download.click(handlers.friendly(downloads.on_download_any), [checkpoint],
+                   [use_status, overview, download, download_note], api_name="download_weights",
+                   concurrency_id="download", concurrency_limit=4)
 
 
 # --------------------------------------------------------------------------- the app
@@ -318,11 +334,12 @@ automatic method, or give a background plate · **3.** add a ground-truth alpha 
 
 
 def _examples(shared: Shared, outputs: list):
+    """The example rows (returned, for the first look), or [] when they cannot be prepared."""
     try:
         rows = ensure_examples()
     except Exception:  # noqa: BLE001 - examples are a convenience; the app must start without them
         log.exception("Could not prepare the examples")
-        return
+        return []
     gr.Examples(
         [example.row() for example in rows],
         inputs=[shared.photo_file, shared.trimap_file, shared.ground_truth_file, shared.plate_file],
@@ -331,6 +348,7 @@ def _examples(shared: Shared, outputs: list):
         api_name="load_example", api_visibility="public", elem_id="examples",
     )
     gr.Markdown(LICENCE_NOTE, elem_classes=["small-note"])
+    return rows
 
 
 def build_demo() -> gr.Blocks:
@@ -359,10 +377,15 @@ def build_demo() -> gr.Blocks:
                 shared.photo_preview = gr.Image(label="Photo", interactive=False, height=200, format="png",
                                                 elem_id="photo-preview", buttons=["fullscreen"])
         examples_slot = gr.Column()
-        with gr.Tabs(elem_id="tabs"):
+        opening = first_look.plan()
+        tab_parts = {}
+        with gr.Tabs(elem_id="tabs", selected=opening[0] if opening else None) as tabs:
             for family in FAMILIES:
-                if family != prompts_tab.FAMILY:  # that family has its own tab (click to select)
-                    _family_tab(family, shared, painter_home, plate_home)
+                if family == prompts_tab.FAMILY:  # that family has its own tab (click to select)
+                    continue
+                parts = _family_tab(family, shared, painter_home, plate_home)
+                if parts is not None:
+                    tab_parts[family] = parts
             prompts_tab.build(shared, _result_panel, HEAVY, workers())
             video_tab.build_video_tab(HEAVY, workers())
             _compare_tab(shared)
@@ -371,9 +394,10 @@ def build_demo() -> gr.Blocks:
             if getattr(shared, name) is None:  # a panel whose family has no method: keep the wiring valid
                 setattr(shared, name, _hidden_stand_in(name))
         with examples_slot:
-            _examples(shared, [shared.photo_preview, shared.painter, shared.input_mode, shared.photo_note,
-                               shared.painter_note, shared.plate_preview, shared.plate_note,
-                               shared.ground_truth_note])
+            rows = _examples(shared, [shared.photo_preview, shared.painter, shared.input_mode, shared.photo_note,
+                                      shared.painter_note, shared.plate_preview, shared.plate_note,
+                                      shared.ground_truth_note])
+        first_look.wire(demo, tabs, shared, tab_parts, rows[0] if rows else None)
         for unplaced in (shared.trimap_file, shared.plate_file):
             if not unplaced.is_rendered:  # no registered method takes it
                 unplaced.visible = False

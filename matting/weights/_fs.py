@@ -2,6 +2,7 @@
 downloads, short human-readable reasons and sizes, the progress bar. Imports nothing from the package."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -105,3 +106,26 @@ def progress_bar(total, initial, description, enabled):
 
     return tqdm(total=total, initial=initial, desc=description, unit="B", unit_scale=True, unit_divisor=1024,
                 disable=not enabled, file=sys.stderr, leave=True)
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: Path):
+    """Hold an exclusive lock on ``lock_path`` (created if needed) across processes; a no-op where
+    ``fcntl`` does not exist (Windows), where the in-process lock still applies."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a")
+    except OSError:  # a read-only cache: in-process locking only
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -47,9 +47,15 @@ def _command_list(_args) -> int:
 
 
 def _command_fetch(args) -> int:
-    ids = [e.id for e in manifest().values() if e.default] if args.default else args.ids
+    if args.all:
+        ids = list(manifest())
+    elif args.default:
+        ids = [e.id for e in manifest().values() if e.default]
+    else:
+        ids = args.ids
     if not ids:
-        print("Name checkpoint ids to fetch, or --default (python -m matting.weights list).", file=sys.stderr)
+        print("Name checkpoint ids to fetch, or --default, or --all (python -m matting.weights list).",
+              file=sys.stderr)
         return 2
     failed = 0
     for checkpoint_id in ids:
@@ -109,6 +115,8 @@ def main(argv=None) -> int:
     fetch_parser = commands.add_parser("fetch", help="download checkpoints into the weights dir")
     fetch_parser.add_argument("ids", nargs="*", help="checkpoint ids (see list)")
     fetch_parser.add_argument("--default", action="store_true", help="the checkpoints marked default")
+    fetch_parser.add_argument("--all", action="store_true",
+                              help="every checkpoint (before a session without network; several hundred MB)")
     fetch_parser.add_argument("--quiet", action="store_true", help="no progress output")
     fetch_parser.set_defaults(run=_command_fetch)
     verify_parser = commands.add_parser(

