@@ -37,6 +37,9 @@ VERSION = 1  # bump to rebuild every user's cached examples
 # scikit-image's bundled photos; the only other person, "camera", is a greyscale full figure.
 PHOTOS = {"astronaut": "Astronaut — portrait (for the portrait methods)", "chelsea": "Chelsea the cat",
           "coffee": "Coffee cup"}
+# The app opens on this example result: the automatic pipeline (offline), else closed-form on the trimap.
+FIRST_LOOK = (("automatic", "u2netp_closed_form"), ("trimap", "closed_form"))
+
 LICENCE_NOTE = ("Example photos from scikit-image's sample data: astronaut (NASA, public domain), Chelsea the "
                 "cat (Stefan van der Walt, CC0), coffee cup (Rachel Michetti, CC0), rocket (SpaceX, public "
                 "domain). The last example composites the astronaut over the rocket photo, so its plate and "

@@ -21,11 +21,11 @@ from ..errors import MattingError
 from ..registry import get, methods
 from ..runner import run
 from . import checkpoints, editor, handlers
+from .examples import FIRST_LOOK
 
 log = logging.getLogger("matting.ui")
 
-AUTOMATIC = ("automatic", "u2netp_closed_form")
-FALLBACK = ("trimap", "closed_form")
+AUTOMATIC, FALLBACK = FIRST_LOOK  # (family, method id) presets, kept with the other example presets
 NOTE = ("\n\nThis is an example result, made by this app on the astronaut photo. Upload your own photo above, "
         "or pick another example, then press Run.")
 _current: "FirstLook | None" = None  # the one wired into the last app built (see warm)
