@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from importlib import import_module
 from pathlib import Path
 
@@ -73,6 +74,34 @@ def _partner(folder_or_file: str | None, stem: str, what: str) -> Path | None:
     return matches[0]
 
 
+def prepare_output_folder(out: Path) -> list[Path]:
+    """Make ``--out`` (and its missing parents) before anything runs, or raise a :class:`MattingError`
+    saying why it cannot be: a file in its way, or a folder that cannot be written. Returns the folders
+    it created, so that a run that fails can take them away again (nothing is left half-way)."""
+    existing = next((p for p in (out, *out.parents) if p.exists() or p.is_symlink()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == out else f" ({existing} is in its path)"
+        raise MattingError(f"The output folder {out} cannot be used: {existing} is a file, not a folder{where}. "
+                           "Give --out a folder (it is created if needed).")
+    missing = [p for p in (out, *out.parents) if not p.exists()][::-1]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()  # the same check the writes will meet, before any run
+    except OSError as exc:
+        remove_empty_folders(missing)
+        raise MattingError(f"The output folder {out} cannot be written: {exc.strerror or exc}. "
+                           "Choose a folder you can write to.") from None
+    return missing
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
 # --------------------------------------------------------------------------- commands
 
 def cmd_methods(args) -> int:
@@ -104,6 +133,15 @@ def cmd_run(args) -> int:
     if prompts is not None and batch:
         raise MattingError("Prompts (--points, --box, --prompts) are pixel positions in one photo; give one --image, "
                            "not a folder.")
+    created = prepare_output_folder(Path(args.out))
+    try:
+        return _run_images(args, spec, params, images, batch, prompts)
+    except BaseException:
+        remove_empty_folders(created)  # a run that failed leaves no empty output folders behind
+        raise
+
+
+def _run_images(args, spec, params, images, batch, prompts) -> int:
     from tqdm import tqdm
 
     failures = 0
@@ -118,7 +156,10 @@ def cmd_run(args) -> int:
                 background=_partner(args.background, path.stem, "background plate"),
                 **params,
             )
-            save_result(result, image, out, backdrop=args.backdrop, colour=args.colour)
+            try:
+                save_result(result, image, out, backdrop=args.backdrop, colour=args.colour)
+            except OSError as exc:  # e.g. the disk filled up: each file is written whole or not at all
+                raise MattingError(f"Cannot write the results to {out}: {exc.strerror or exc}.") from None
             if not batch:
                 print(json.dumps(result.summary(), indent=2, default=str))
         except MattingError as exc:
@@ -173,4 +214,8 @@ def main(argv=None) -> int:
         return commands[args.command](args)
     except MattingError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the command must write or read: its own words, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2

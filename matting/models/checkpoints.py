@@ -13,7 +13,8 @@ an architecture's ``checkpoint_filter_fn``):
    converts (U²-NetP's BatchNorm-folded ONNX graph) is cached on disk as safetensors under
    ``<cache dir>/converted/<arch>-<sha256 of the file>.safetensors``, so it runs once per machine;
 4. the state dict is loaded strictly, with a readable list of mismatches (and a guess of which network
-   the file belongs to) when it does not fit.
+   the file belongs to) when it does not fit; floating-point tensors holding NaN or infinite values are
+   refused, naming the file and the tensors.
 """
 from __future__ import annotations
 
@@ -152,8 +153,28 @@ def load_into(model, state_dict: Mapping, what: str = "the checkpoint"):
         raise MattingError(
             f"{what} does not fit the {type(model).__name__} network:\n  - " + "\n  - ".join(problems) + hint +
             "\nUse the checkpoint made for this method (python -m matting.weights list).")
+    check_finite(state_dict, what)
     model.load_state_dict(dict(state_dict), strict=True)
     return model
+
+
+def check_finite(state_dict: Mapping, what: str = "the checkpoint") -> None:
+    """Refuse a checkpoint whose floating-point tensors hold NaN or infinite values (a damaged file, or
+    one saved from a diverged training run): such weights make every alpha NaN."""
+    import torch
+
+    damaged = []
+    for key, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex()):
+            bad = int(value.numel() - torch.isfinite(value).sum())
+            if bad:
+                damaged.append(f"{key} ({bad} of {value.numel()})")
+    if damaged:
+        more = f" … and {len(damaged) - 5} more" if len(damaged) > 5 else ""
+        raise MattingError(
+            f"{what} holds NaN or infinite weights in {len(damaged)} tensor{'s' * (len(damaged) > 1)}: "
+            f"{', '.join(damaged[:5])}{more}. The file is damaged or was saved from a diverged training run; "
+            "fetch the official checkpoint again (python -m matting.weights fetch) or use another file.")
 
 
 def strip_prefix(state_dict: Mapping, prefix: str) -> dict:

@@ -43,12 +43,13 @@ PREVIEW_SIDE = 1024
 def friendly(handler):
     """Every rejection of user input reaches the user as its own message, in its browser wording (no
     server paths or settings: :mod:`.messages`); anything else as a short note (the traceback goes to
-    the log, not the browser)."""
+    the log, not the browser). Pictures returned as arrays are handed to Gradio as files of this request
+    (:func:`as_files`), never through its shared content-hashed cache."""
 
     @functools.wraps(handler)
     def wrapper(*args, **kwargs):
         try:
-            return handler(*args, **kwargs)
+            return as_files(handler(*args, **kwargs))
         except gr.Error:
             raise
         except MattingError as exc:
@@ -60,6 +61,31 @@ def friendly(handler):
                            print_exception=False) from None
 
     return wrapper
+
+
+def as_files(value, folder: list | None = None):
+    """``value`` with every image array (in tuples, lists, dicts and ``gr.update``s) replaced by the path
+    of a PNG written atomically into a fresh folder of this request.
+
+    Gradio saves a returned array under a path named by the hash of its content, writing it in place; two
+    requests with the same result (people clicking the same example) wrote the same file at once, and
+    clients read truncated PNGs. A returned path is copied into Gradio's cache through a temporary file
+    and a rename, so every client gets a whole file."""
+    folder = [] if folder is None else folder
+    if isinstance(value, np.ndarray) and value.dtype != object and (
+            value.ndim == 2 or (value.ndim == 3 and value.shape[2] in (1, 3, 4))):
+        if not folder:
+            folder.append(new_output_dir("view"))
+        folder.append(None)  # one entry per file written: the next file's number
+        path = folder[0] / f"{len(folder) - 1}.png"
+        return str(io.save_png(path, value[:, :, 0] if value.ndim == 3 and value.shape[2] == 1 else value))
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # NamedTuple outputs
+        return type(value)(*(as_files(item, folder) for item in value))
+    if isinstance(value, (tuple, list)):
+        return type(value)(as_files(item, folder) for item in value)
+    if isinstance(value, dict):
+        return {key: as_files(item, folder) for key, item in value.items()}
+    return value
 
 
 def max_pixels() -> int:
@@ -397,7 +423,7 @@ def present_result(spec, image, result, inputs, ground_truth, backdrop, colour, 
         notes.append(f"Composite: {exc}")
         composited = render_composite(image, result.foreground, result.alpha, "checkerboard", None, None)
     io.save_png(folder / "photo.png", image)
-    cutout = export.save_result(result, image, folder, composited=composited)["cutout"]
+    saved = export.save_result(result, image, folder, composited=composited)
 
     details = result.summary()
     details["inputs"] = sorted(["image", *inputs])
@@ -421,10 +447,10 @@ def present_result(spec, image, result, inputs, ground_truth, backdrop, colour, 
     state = {"folder": str(folder), "method": spec.id}
     return RunOutputs(
         status=status,
-        alpha=u8(result.alpha),
-        foreground=u8(result.foreground),
-        composite=composited,
-        cutout=str(cutout),
+        alpha=str(saved["alpha"]),  # this request's own files (see as_files)
+        foreground=str(saved["foreground"]) if "foreground" in saved else None,
+        composite=str(saved["composite"]),
+        cutout=str(saved["cutout"]),
         maps=_map_gallery(result, error),
         error_plot=plot_update,
         metrics=table_update,

@@ -18,6 +18,7 @@ from ..composite import BACKDROPS
 from ..registry import methods
 from ..spec import FAMILIES
 from . import cards as card_text, compare, downloads, first_look, handlers, prompts_tab, video_tab
+from .edge import WorkbenchBlocks
 from .controls import Slot, build_control, plan_slots, slot_param
 from .examples import LICENCE_NOTE, ensure_examples
 
@@ -354,7 +355,7 @@ def _examples(shared: Shared, outputs: list):
 def build_demo() -> gr.Blocks:
     painter_home = _home_family(("trimap", "scribbles"))
     plate_home = _home_family(("background",))
-    with gr.Blocks(title=TITLE, delete_cache=(3600, 3 * 3600)) as demo:
+    with WorkbenchBlocks(title=TITLE, delete_cache=(3600, 3 * 3600)) as demo:  # inputs Gradio refuses get words
         gr.Markdown(HEADER, elem_id="header")
         shared = Shared(
             photo_file=gr.File(label="Photo (PNG, JPEG, WebP, TIFF or BMP)", elem_id="photo-file", height=150, render=False),
