@@ -39,13 +39,16 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-SOLVERS = ("auto", "direct", "multigrid", "pymatting")
+SOLVERS = ("auto", "direct", "multigrid", "ichol", "pymatting")
 
-# Above this many unknown pixels 'auto' switches from the direct factorisation to the two-level
-# method. Fill of the LU grows faster than linearly with the unknown region's area (it is about
-# linear for the thin bands of a trimap and about n log n with a large n^1.5 flop count for a
-# filled region); measured on the alphamatting images, the crossover is between 150k and 250k.
-DIRECT_MAX_UNKNOWNS = 200_000
+# 'auto' picks by the size and shape of the unknown region (measured on the alphamatting images):
+# a direct factorisation up to DIRECT_MAX_UNKNOWNS unknowns (its fill grows faster than linearly
+# with the region's area: 17M entries for GT02's 111k-pixel trimap2 band, 100M for GT26's 211k),
+# the colour-affine multigrid when most of the image is unknown (strokes: there ichol's factor
+# reaches 35M entries and may need shifts), and pymatting's ichol in between (large trimap bands,
+# where ichol's fill stays moderate and the two-level method takes more iterations).
+DIRECT_MAX_UNKNOWNS = 120_000
+MULTIGRID_MIN_FRACTION = 0.6  # of the image unknown
 BLOCK = 12  # side of the square pixel blocks that form the coarse aggregates
 
 
@@ -92,18 +95,81 @@ def reduced_system(L, trimap01: np.ndarray) -> ReducedSystem:
                          known_values=foreground.astype(np.float64))
 
 
+def closed_form_system(image: np.ndarray, trimap01: np.ndarray, epsilon: float = 1e-7,
+                       radius: int = 1) -> ReducedSystem:
+    """The closed-form reduced system, assembled straight from pymatting's Laplacian kernel.
+
+    Same numbers as ``reduced_system(cf_laplacian(image, epsilon, radius, is_known), trimap01)``, built
+    with less memory traffic, which on an 800-pixel image costs as much as the solve itself:
+
+    * the kernel (pymatting's ``_cf_laplacian``, unchanged) runs on the bounding box of the unknown
+      pixels grown by 2r, which holds every window that touches an unknown pixel and every pixel
+      such a window reaches (rows of unknown pixels are exact; the rest is never read);
+    * the unknown rows are taken from its (pixel, dy, dx) value array directly: columns that are
+      unknown pixels form ``A`` (sorted within each row), known ones go to the right-hand side.
+      No image-sized sparse matrix is built and then sliced twice.
+    """
+    from pymatting.laplacian.cf_laplacian import _cf_laplacian
+
+    h, w = trimap01.shape
+    foreground, known, unknown = split_trimap(trimap01)
+    if not unknown.any():
+        return ReducedSystem(scipy.sparse.csr_matrix((0, 0)), np.zeros(0), unknown, foreground.astype(np.float64))
+    rows_any, cols_any = unknown.reshape(h, w).any(axis=1), unknown.reshape(h, w).any(axis=0)
+    reach = 2 * radius
+    y0, y1 = max(np.argmax(rows_any) - reach, 0), min(h - np.argmax(rows_any[::-1]) + reach, h)
+    x0, x1 = max(np.argmax(cols_any) - reach, 0), min(w - np.argmax(cols_any[::-1]) + reach, w)
+    crop = np.ascontiguousarray(np.asarray(image, np.float64)[y0:y1, x0:x1])
+    ch, cw = y1 - y0, x1 - x0
+    known_crop = np.ascontiguousarray(known.reshape(h, w)[y0:y1, x0:x1])
+    size = 2 * reach + 1
+    values = np.zeros((ch * cw, size, size))
+    _cf_laplacian(crop, float(epsilon), int(radius), values, np.zeros(ch * cw * size * size, np.int64),
+                  np.zeros(ch * cw + 1, np.int64), known_crop)
+
+    unknown_crop = ~known_crop.ravel()
+    local = np.full(ch * cw, -1, np.int64)  # crop pixel → index among the unknowns (−1: known)
+    local[unknown_crop] = np.arange(int(unknown_crop.sum()))
+    rows = np.flatnonzero(unknown_crop)
+    ry, rx = np.divmod(rows, cw)
+    dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+    cy, cx = ry[:, None] + dy.ravel(), rx[:, None] + dx.ravel()
+    inside = (cy >= 0) & (cy < ch) & (cx >= 0) & (cx < cw)
+    columns = np.where(inside, cy * cw + cx, 0)
+    entries = values.reshape(ch * cw, size * size)[rows]
+    column_local = np.where(inside, local[columns], -1)
+    in_a = column_local >= 0
+    fg_crop = foreground.reshape(h, w)[y0:y1, x0:x1].ravel()
+    b = -(entries * (inside & ~in_a & fg_crop[columns])).sum(axis=1)
+    indptr = np.concatenate([[0], np.cumsum(in_a.sum(axis=1))])
+    A = scipy.sparse.csr_matrix((entries[in_a], column_local[in_a], indptr), shape=(rows.size, rows.size))
+    # The unknown pixels of the crop are all the image's, in the same (raster) order.
+    return ReducedSystem(A=A, b=b, unknown=unknown, known_values=foreground.astype(np.float64))
+
+
 def choose_preconditioner(system: ReducedSystem, image: np.ndarray, solver: str = "auto",
                           precision: str = "single"):
-    """The preconditioner for ``system``: 'direct' or 'multigrid', or 'auto' = by the number of unknowns.
+    """The preconditioner for ``system``: 'direct', 'multigrid' or 'ichol', or 'auto' (see DIRECT_MAX_UNKNOWNS).
 
     Returns ``(name, M)`` with ``M`` a function r ↦ M⁻¹r. ``precision`` applies to 'direct'.
+    'ichol' is pymatting's thresholded incomplete Cholesky with its default shifts, on our system.
     """
-    if solver not in ("auto", "direct", "multigrid"):
+    if solver not in ("auto", "direct", "multigrid", "ichol"):
         raise ValueError(f"unknown solver {solver!r}")
+    n = system.A.shape[0]
     if solver == "auto":
-        solver = "direct" if system.A.shape[0] <= DIRECT_MAX_UNKNOWNS else "multigrid"
+        if n <= DIRECT_MAX_UNKNOWNS:
+            solver = "direct"
+        elif n >= MULTIGRID_MIN_FRACTION * system.unknown.size:
+            solver = "multigrid"
+        else:
+            solver = "ichol"
     if solver == "direct":
         return solver, direct_preconditioner(system.A, precision)
+    if solver == "ichol":
+        from pymatting.preconditioner.ichol import ichol
+
+        return solver, ichol(scipy.sparse.csc_matrix(system.A))
     return solver, multigrid_preconditioner(system.A, image, system.unknown)
 
 
@@ -202,14 +268,14 @@ SINGLE_PRECISION_ITERATIONS = 30  # far above the 2–3 a float32 factor needs w
 def solve_laplacian(L, trimap01: np.ndarray, image: np.ndarray, solver: str = "auto",
                     rtol: float = 1e-7, maxiter: int = 10000, x0=None, precision: str = "single",
                     info: dict | None = None) -> np.ndarray:
-    """Alpha from a matting Laplacian and a trimap (or sparse trimap from strokes), hard constraints.
+    """Alpha from a matting Laplacian (or a ready :class:`ReducedSystem`) and a trimap, hard constraints.
 
     ``info``, if given, receives what was done: preconditioner, precision, CG iterations.
     A single-precision direct factor that has not converged after ``SINGLE_PRECISION_ITERATIONS``
     (the matrix is too ill-conditioned for float32) is replaced by the float64 one, continuing from
     the current iterate; ``info['precision']`` then says 'double' and the benchmark reports it.
     """
-    system = reduced_system(L, trimap01)
+    system = L if isinstance(L, ReducedSystem) else reduced_system(L, trimap01)
     info = {} if info is None else info
     info.update(unknowns=int(system.A.shape[0]), iterations=0)
     if system.A.shape[0] == 0:

@@ -27,10 +27,10 @@ SOLVER_PARAMS = (
 SOLVER_CHOICE = Param(
     "solver", "auto",
     "How the sparse system is solved. auto: direct factorisation for a trimap's band, colour-affine "
-    "multigrid for large unknown regions (strokes); both solve over the unknown pixels only, with the "
-    "known pixels as exact constraints. pymatting: pymatting's own solver (incomplete-Cholesky or "
-    "Jacobi CG, soft λ = 100 constraints), kept as the reference.",
-    kind="choice", choices=("auto", "direct", "multigrid", "pymatting"),
+    "multigrid when most pixels are unknown (strokes), incomplete Cholesky in between; all solve over "
+    "the unknown pixels only, with the known pixels as exact constraints. pymatting: pymatting's own "
+    "solver (incomplete-Cholesky or Jacobi CG, soft λ = 100 constraints), kept as the reference.",
+    kind="choice", choices=("auto", "direct", "multigrid", "ichol", "pymatting"),
 )
 CONSTRAINTS_MAP = OutputMap(
     "constraints", "trimap",
@@ -64,16 +64,16 @@ def _solve(method_name: str, solver, inputs: Inputs, params: dict, **kwargs) -> 
 
 
 def _solve_own(method_name: str, laplacian, inputs: Inputs, params: dict, precision: str = "single") -> MethodOutput:
-    """Our solver set-up (matting.solvers) on a pymatting Laplacian ``laplacian(image, is_known)``."""
+    """Our solver set-up (matting.solvers) on ``laplacian(image, trimap)``: a pymatting Laplacian or a
+    ready reduced system (closed-form)."""
     from .. import solvers
 
     _pm()  # pymatting's numba cache directory is set before its modules load
     trimap = pymatting_trimap(inputs)
     image = inputs.image.astype(np.float64)
-    _, known, _ = solvers.split_trimap(trimap)
     try:
         alpha = solvers.solve_laplacian(
-            laplacian(image, known.reshape(trimap.shape)), trimap, image, solver=params["solver"],
+            laplacian(image, trimap), trimap, image, solver=params["solver"],
             rtol=params["tolerance"], maxiter=params["max_iterations"], precision=precision)
     except ValueError as exc:
         if "did not converge" in str(exc):
@@ -105,10 +105,10 @@ def _pm():
 def closed_form(inputs: Inputs, params: dict) -> MethodOutput:
     laplacian = {"epsilon": params["epsilon"], "radius": params["radius"]}
     if params["solver"] != "pymatting":
-        from pymatting.laplacian.cf_laplacian import cf_laplacian
+        from ..solvers import closed_form_system
 
-        return _solve_own("Closed-form matting",
-                          lambda image, known: cf_laplacian(image, is_known=known, **laplacian), inputs, params)
+        return _solve_own("Closed-form matting", lambda image, trimap: closed_form_system(image, trimap, **laplacian),
+                          inputs, params)
     return _solve("Closed-form matting", _pm().estimate_alpha_cf, inputs, params, laplacian_kwargs=laplacian)
 
 
@@ -134,7 +134,7 @@ def random_walk(inputs: Inputs, params: dict) -> MethodOutput:
         from pymatting.laplacian.rw_laplacian import rw_laplacian
 
         # Its weights vanish across edges (regularised by 1e-8): too ill-conditioned for a float32 factor.
-        return _solve_own("Random-walk matting", lambda image, _known: rw_laplacian(image, **laplacian),
+        return _solve_own("Random-walk matting", lambda image, _trimap: rw_laplacian(image, **laplacian),
                           inputs, params, precision="double")
     return _solve("Random-walk matting", _pm().estimate_alpha_rw, inputs, params, laplacian_kwargs=laplacian)
 
@@ -144,7 +144,7 @@ def learning_based(inputs: Inputs, params: dict) -> MethodOutput:
     if params["solver"] != "pymatting":
         from pymatting.laplacian.lbdm_laplacian import lbdm_laplacian
 
-        return _solve_own("Learning-based matting", lambda image, _known: lbdm_laplacian(image, **laplacian),
+        return _solve_own("Learning-based matting", lambda image, _trimap: lbdm_laplacian(image, **laplacian),
                           inputs, params)
     return _solve("Learning-based matting", _pm().estimate_alpha_lbdm, inputs, params, laplacian_kwargs=laplacian)
 

@@ -190,7 +190,7 @@ def main(argv=None) -> int:
                         help=f"default: {' '.join(SOLVER_METHODS)} (comparison), all (--overhead)")
     parser.add_argument("--trimaps", nargs="+", default=list(TRIMAP_SETS), choices=TRIMAP_SETS,
                         help="trimap sets for the solver comparison")
-    parser.add_argument("--solver", default="auto", choices=("auto", "direct", "multigrid"),
+    parser.add_argument("--solver", default="auto", choices=("auto", "direct", "multigrid", "ichol"),
                         help="our solver set-up compared against pymatting's")
     parser.add_argument("--limit", type=int, help="only the first N images")
     parser.add_argument("--images", nargs="+", help="only these images (e.g. GT04 GT14)")
