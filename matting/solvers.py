@@ -147,8 +147,24 @@ def closed_form_system(image: np.ndarray, trimap01: np.ndarray, epsilon: float =
     return ReducedSystem(A=A, b=b, unknown=unknown, known_values=foreground.astype(np.float64))
 
 
+def auto_choice(system: ReducedSystem, multigrid: bool = True) -> str:
+    """'direct' up to DIRECT_MAX_UNKNOWNS unknowns, 'multigrid' when most of the image is unknown, else 'ichol'.
+
+    ``multigrid=False`` for Laplacians without the colour-affine near-null space (random walk: its
+    near-zero modes are pixel clusters cut off by vanishing edge weights, which no block-wise
+    colour-affine coarse space represents; the two-level method stalls, and so does CG with ichol):
+    then always 'direct'.
+    """
+    n = int(system.unknown.sum())
+    if n <= DIRECT_MAX_UNKNOWNS or not multigrid:
+        return "direct"
+    if n >= MULTIGRID_MIN_FRACTION * system.unknown.size:
+        return "multigrid"
+    return "ichol"
+
+
 def choose_preconditioner(system: ReducedSystem, image: np.ndarray, solver: str = "auto",
-                          precision: str = "single"):
+                          precision: str = "single", multigrid: bool = True):
     """The preconditioner for ``system``: 'direct', 'multigrid' or 'ichol', or 'auto' (see DIRECT_MAX_UNKNOWNS).
 
     Returns ``(name, M)`` with ``M`` a function r ↦ M⁻¹r. ``precision`` applies to 'direct'.
@@ -156,14 +172,8 @@ def choose_preconditioner(system: ReducedSystem, image: np.ndarray, solver: str 
     """
     if solver not in ("auto", "direct", "multigrid", "ichol"):
         raise ValueError(f"unknown solver {solver!r}")
-    n = system.A.shape[0]
     if solver == "auto":
-        if n <= DIRECT_MAX_UNKNOWNS:
-            solver = "direct"
-        elif n >= MULTIGRID_MIN_FRACTION * system.unknown.size:
-            solver = "multigrid"
-        else:
-            solver = "ichol"
+        solver = auto_choice(system, multigrid)
     if solver == "direct":
         return solver, direct_preconditioner(system.A, precision)
     if solver == "ichol":
@@ -267,7 +277,7 @@ SINGLE_PRECISION_ITERATIONS = 30  # far above the 2–3 a float32 factor needs w
 
 def solve_laplacian(L, trimap01: np.ndarray, image: np.ndarray, solver: str = "auto",
                     rtol: float = 1e-7, maxiter: int = 10000, x0=None, precision: str = "single",
-                    info: dict | None = None) -> np.ndarray:
+                    multigrid: bool = True, info: dict | None = None) -> np.ndarray:
     """Alpha from a matting Laplacian (or a ready :class:`ReducedSystem`) and a trimap, hard constraints.
 
     ``info``, if given, receives what was done: preconditioner, precision, CG iterations.
@@ -280,7 +290,7 @@ def solve_laplacian(L, trimap01: np.ndarray, image: np.ndarray, solver: str = "a
     info.update(unknowns=int(system.A.shape[0]), iterations=0)
     if system.A.shape[0] == 0:
         return system.alpha(np.zeros(0), trimap01.shape)
-    name, M = choose_preconditioner(system, image, solver, precision)
+    name, M = choose_preconditioner(system, image, solver, precision, multigrid)
     info.update(preconditioner=name, precision=precision if name == "direct" else "double")
     x = None if x0 is None else np.asarray(x0, np.float64).ravel()[system.unknown]
     count = _IterationCounter()

@@ -63,7 +63,8 @@ def _solve(method_name: str, solver, inputs: Inputs, params: dict, **kwargs) -> 
     return MethodOutput(alpha=keep_known_pixels(alpha, trimap), maps=_constraints_map(trimap))
 
 
-def _solve_own(method_name: str, laplacian, inputs: Inputs, params: dict, precision: str = "single") -> MethodOutput:
+def _solve_own(method_name: str, laplacian, inputs: Inputs, params: dict, precision: str = "single",
+               multigrid: bool = True) -> MethodOutput:
     """Our solver set-up (matting.solvers) on ``laplacian(image, trimap)``: a pymatting Laplacian or a
     ready reduced system (closed-form)."""
     from .. import solvers
@@ -74,7 +75,8 @@ def _solve_own(method_name: str, laplacian, inputs: Inputs, params: dict, precis
     try:
         alpha = solvers.solve_laplacian(
             laplacian(image, trimap), trimap, image, solver=params["solver"],
-            rtol=params["tolerance"], maxiter=params["max_iterations"], precision=precision)
+            rtol=params["tolerance"], maxiter=params["max_iterations"], precision=precision,
+            multigrid=multigrid)
     except ValueError as exc:
         if "did not converge" in str(exc):
             raise MattingError(
@@ -133,9 +135,10 @@ def random_walk(inputs: Inputs, params: dict) -> MethodOutput:
     if params["solver"] != "pymatting":
         from pymatting.laplacian.rw_laplacian import rw_laplacian
 
-        # Its weights vanish across edges (regularised by 1e-8): too ill-conditioned for a float32 factor.
+        # Its weights vanish across edges (regularised by 1e-8): too ill-conditioned for a float32 factor,
+        # and without the colour-affine near-null space the multigrid is built on (auto never picks it).
         return _solve_own("Random-walk matting", lambda image, _trimap: rw_laplacian(image, **laplacian),
-                          inputs, params, precision="double")
+                          inputs, params, precision="double", multigrid=False)
     return _solve("Random-walk matting", _pm().estimate_alpha_rw, inputs, params, laplacian_kwargs=laplacian)
 
 
