@@ -1,8 +1,11 @@
 """The classical trimap / scribble solvers, through pymatting (Germer et al., MIT licence).
 
-Every solver here is pymatting's own implementation; this module only declares inputs, parameters
-and cards, and maps our canonical inputs onto pymatting's arrays (float64 image in [0, 1], float64
-trimap with 0 = background, 1 = foreground, anything between = unknown).
+Every Laplacian and every sampling method here is pymatting's own implementation; this module declares
+inputs, parameters and cards, and maps our canonical inputs onto pymatting's arrays (float64 image in
+[0, 1], float64 trimap with 0 = background, 1 = foreground, anything between = unknown). For
+closed-form, learning-based and random-walk matting the linear system is solved by
+:mod:`matting.solvers` (hard constraints, direct or colour-affine multigrid preconditioner) unless the
+``solver`` parameter asks for pymatting's own solver.
 """
 from __future__ import annotations
 
@@ -20,6 +23,14 @@ SOLVER_PARAMS = (
     Param("max_iterations", 10000, "Conjugate-gradient iteration limit.", kind="int", minimum=10, maximum=100000),
     Param("tolerance", 1e-7, "Relative residual at which conjugate gradients stops.", minimum=1e-12,
           maximum=1e-2, log_scale=True),
+)
+SOLVER_CHOICE = Param(
+    "solver", "auto",
+    "How the sparse system is solved. auto: direct factorisation for a trimap's band, colour-affine "
+    "multigrid when most pixels are unknown (strokes), incomplete Cholesky in between; all solve over "
+    "the unknown pixels only, with the known pixels as exact constraints. pymatting: pymatting's own "
+    "solver (incomplete-Cholesky or Jacobi CG, soft λ = 100 constraints), kept as the reference.",
+    kind="choice", choices=("auto", "direct", "multigrid", "ichol", "pymatting"),
 )
 CONSTRAINTS_MAP = OutputMap(
     "constraints", "trimap",
@@ -52,6 +63,30 @@ def _solve(method_name: str, solver, inputs: Inputs, params: dict, **kwargs) -> 
     return MethodOutput(alpha=keep_known_pixels(alpha, trimap), maps=_constraints_map(trimap))
 
 
+def _solve_own(method_name: str, laplacian, inputs: Inputs, params: dict, precision: str = "single",
+               multigrid: bool = True) -> MethodOutput:
+    """Our solver set-up (matting.solvers) on ``laplacian(image, trimap)``: a pymatting Laplacian or a
+    ready reduced system (closed-form)."""
+    from .. import solvers
+
+    _pm()  # pymatting's numba cache directory is set before its modules load
+    trimap = pymatting_trimap(inputs)
+    image = inputs.image.astype(np.float64)
+    try:
+        alpha = solvers.solve_laplacian(
+            laplacian(image, trimap), trimap, image, solver=params["solver"],
+            rtol=params["tolerance"], maxiter=params["max_iterations"], precision=precision,
+            multigrid=multigrid)
+    except ValueError as exc:
+        if "did not converge" in str(exc):
+            raise MattingError(
+                f"{method_name} did not converge within {params['max_iterations']} iterations; "
+                "raise max_iterations or the tolerance, or narrow the unknown region of the trimap."
+            ) from None
+        raise
+    return MethodOutput(alpha=alpha, maps=_constraints_map(trimap))
+
+
 def keep_known_pixels(alpha: np.ndarray, trimap: np.ndarray) -> np.ndarray:
     """Known pixels take their trimap value.
 
@@ -71,6 +106,11 @@ def _pm():
 
 def closed_form(inputs: Inputs, params: dict) -> MethodOutput:
     laplacian = {"epsilon": params["epsilon"], "radius": params["radius"]}
+    if params["solver"] != "pymatting":
+        from ..solvers import closed_form_system
+
+        return _solve_own("Closed-form matting", lambda image, trimap: closed_form_system(image, trimap, **laplacian),
+                          inputs, params)
     return _solve("Closed-form matting", _pm().estimate_alpha_cf, inputs, params, laplacian_kwargs=laplacian)
 
 
@@ -92,11 +132,23 @@ def large_kernel(inputs: Inputs, params: dict) -> MethodOutput:
 
 def random_walk(inputs: Inputs, params: dict) -> MethodOutput:
     laplacian = {"sigma": params["sigma"], "radius": params["radius"]}
+    if params["solver"] != "pymatting":
+        from pymatting.laplacian.rw_laplacian import rw_laplacian
+
+        # Its weights vanish across edges (regularised by 1e-8): too ill-conditioned for a float32 factor,
+        # and without the colour-affine near-null space the multigrid is built on (auto never picks it).
+        return _solve_own("Random-walk matting", lambda image, _trimap: rw_laplacian(image, **laplacian),
+                          inputs, params, precision="double", multigrid=False)
     return _solve("Random-walk matting", _pm().estimate_alpha_rw, inputs, params, laplacian_kwargs=laplacian)
 
 
 def learning_based(inputs: Inputs, params: dict) -> MethodOutput:
     laplacian = {"epsilon": params["epsilon"], "radius": params["radius"]}
+    if params["solver"] != "pymatting":
+        from pymatting.laplacian.lbdm_laplacian import lbdm_laplacian
+
+        return _solve_own("Learning-based matting", lambda image, _trimap: lbdm_laplacian(image, **laplacian),
+                          inputs, params)
     return _solve("Learning-based matting", _pm().estimate_alpha_lbdm, inputs, params, laplacian_kwargs=laplacian)
 
 
@@ -129,7 +181,7 @@ _SPECS = [
     MethodSpec(
         id="closed_form", name="Closed-form matting", family="trimap", compute=closed_form,
         one_of_inputs=TRIMAP_OR_SCRIBBLES,
-        params=(_epsilon(), _window_radius()) + SOLVER_PARAMS,
+        params=(_epsilon(), _window_radius(), SOLVER_CHOICE) + SOLVER_PARAMS,
         outputs=(CONSTRAINTS_MAP,),
         card=Card(
             paper="A Closed-Form Solution to Natural Image Matting",
@@ -194,6 +246,7 @@ _SPECS = [
             Param("sigma", 0.033, "Colour difference at which neighbour links fade (Gaussian width).",
                   minimum=1e-3, maximum=1.0, log_scale=True),
             _window_radius(1, 5, "neighbourhood"),
+            SOLVER_CHOICE,
         ) + SOLVER_PARAMS,
         outputs=(CONSTRAINTS_MAP,),
         card=Card(
@@ -210,7 +263,7 @@ _SPECS = [
     MethodSpec(
         id="learning_based", name="Learning-based matting", family="trimap", compute=learning_based,
         one_of_inputs=TRIMAP_OR_SCRIBBLES,
-        params=(_epsilon(), _window_radius()) + SOLVER_PARAMS,
+        params=(_epsilon(), _window_radius(), SOLVER_CHOICE) + SOLVER_PARAMS,
         outputs=(CONSTRAINTS_MAP,),
         card=Card(
             paper="Learning Based Digital Matting", authors="Yuanjie Zheng, Chandra Kambhamettu", year=2009,

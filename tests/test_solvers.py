@@ -1,0 +1,109 @@
+"""matting.solvers against pymatting's own solver on small synthetic composites (≤ 200 px, seconds).
+
+Tolerances: closed-form solves the same system as pymatting (hard constraints in both), so the alphas
+agree to the CG tolerance (1e-4 here, from rtol = 1e-7 on both sides). Learning-based and random-walk
+matting are solved by pymatting with a soft penalty λ = 100 on the known pixels and by us with exact
+constraints (the limit λ → ∞), so unknown pixels next to known ones differ (random walk: 0.04 on
+average over the unknown band here, with a lower SAD); we require a mean difference under 0.01
+(learning-based) / 0.05 (random walk) and an SAD no higher than pymatting's (+0.5 %, + 1e-3 absolute
+for near-zero SADs). Random walk is solved only with 'direct' (see solvers.auto_choice).
+"""
+import numpy as np
+import pytest
+
+import matting
+from matting import metrics, solvers
+from matting.bench.classical import strokes_from_trimap
+from matting.synthetic import make_composite
+
+OWN = ("direct", "multigrid", "ichol")
+MEAN_DIFFERENCE = {"closed_form": 1e-4, "learning_based": 0.01, "random_walk": 0.05}
+
+
+@pytest.fixture(scope="module")
+def composite():
+    return make_composite(120, 140, edge=4.0, hole_fraction=0.4, strands=3)
+
+
+def _run(method_id, composite, trimap, solver, **kwargs):
+    return matting.run(method_id, composite.image, trimap=trimap, foreground="none", solver=solver, **kwargs)
+
+
+def _sad(alpha, composite, trimap):
+    return metrics.sad(alpha, composite.alpha, trimap=trimap)
+
+
+def test_closed_form_system_equals_pymatting_laplacian_restricted(composite):
+    from matting import _pymatting  # noqa: F401  (numba cache directory)
+    from pymatting.laplacian.cf_laplacian import cf_laplacian
+
+    trimap = composite.trimap(band=4) / 255.0
+    _, known, _ = solvers.split_trimap(trimap)
+    image = composite.image.astype(np.float64)
+    reference = solvers.reduced_system(cf_laplacian(image, 1e-7, 1, is_known=known.reshape(trimap.shape)), trimap)
+    ours = solvers.closed_form_system(image, trimap, 1e-7, 1)
+    assert ours.A.shape == reference.A.shape
+    assert abs(ours.A - reference.A).max() < 1e-9 * abs(reference.A).max()
+    np.testing.assert_allclose(ours.b, reference.b, atol=1e-9)
+    np.testing.assert_array_equal(ours.unknown, reference.unknown)
+
+
+@pytest.mark.parametrize("method_id", list(MEAN_DIFFERENCE))
+@pytest.mark.parametrize("solver", OWN)
+def test_same_solution_as_pymatting_and_no_higher_sad(method_id, solver, composite):
+    if method_id == "random_walk" and solver != "direct":
+        pytest.skip("random walk: CG stalls with multigrid and ichol alike; auto always uses 'direct' for it")
+    trimap = composite.trimap(band=4)
+    unknown = trimap == 128
+    reference = _run(method_id, composite, trimap, "pymatting").alpha
+    ours = _run(method_id, composite, trimap, solver).alpha
+    assert np.abs(ours - reference)[unknown].mean() < MEAN_DIFFERENCE[method_id]
+    sad_ref, sad = _sad(reference, composite, trimap), _sad(ours, composite, trimap)
+    assert sad <= sad_ref * 1.005 + 1e-3, (sad, sad_ref)
+    # Known pixels are exact: they are not variables of the reduced system.
+    assert np.all(ours[trimap == 255] == 1.0) and np.all(ours[trimap == 0] == 0.0)
+
+
+@pytest.mark.parametrize("solver", ("auto", "direct", "multigrid"))
+def test_strokes_only_converge_without_ichol_fallback(solver, capfd):
+    composite = make_composite(180, 200, edge=4.0, hole_fraction=0.3, seed=3)
+    strokes = strokes_from_trimap(composite.trimap(band=4), fraction=0.10)
+    assert 0.08 < (strokes != 128).mean() < 0.2
+    foreground, background = strokes == 255, strokes == 0
+    result = matting.run("closed_form", composite.image, scribbles=(foreground, background), foreground="none",
+                         solver=solver)
+    assert "PERFORMANCE WARNING" not in capfd.readouterr().out
+    assert np.all(result.alpha[foreground] == 1.0) and np.all(result.alpha[background] == 0.0)
+    reference = matting.run("closed_form", composite.image, scribbles=(foreground, background),
+                            foreground="none", solver="pymatting").alpha
+    unknown = strokes == 128
+    assert np.abs(result.alpha - reference)[unknown].mean() < 1e-3
+    assert _sad(result.alpha, composite, strokes) <= _sad(reference, composite, strokes) * 1.005 + 1e-3
+
+
+def test_multigrid_on_flat_colour_blocks():
+    """Blocks of one exact colour make the colour-affine candidates rank-deficient; their empty
+    coarse columns are dropped, so the coarse matrix stays non-singular and CG converges quickly."""
+    composite = make_composite(96, 96, edge=4.0)
+    alpha = composite.alpha[:, :, None]
+    image = (alpha * np.array([0.9, 0.5, 0.1]) + (1 - alpha) * np.array([0.1, 0.3, 0.8])).astype(np.float64)
+    trimap8 = composite.trimap(band=6)
+    trimap = trimap8 / 255.0
+    system = solvers.closed_form_system(image, trimap)
+    M = solvers.multigrid_preconditioner(system.A, image, system.unknown)
+    info = {}
+    result = solvers.solve_laplacian(system, trimap, image, solver="multigrid", info=info)
+    assert info["preconditioner"] == "multigrid" and info["iterations"] < 100
+    assert np.abs(result - composite.alpha)[trimap8 == 128].mean() < 0.01
+    assert callable(M)
+
+
+def test_auto_choice_follows_region_size_and_shape():
+    def system(n_unknown, n_pixels):
+        unknown = np.zeros(n_pixels, bool)
+        unknown[:n_unknown] = True
+        return solvers.ReducedSystem(A=None, b=None, unknown=unknown, known_values=None)
+
+    assert solvers.auto_choice(system(50_000, 400_000)) == "direct"
+    assert solvers.auto_choice(system(200_000, 400_000)) == "ichol"
+    assert solvers.auto_choice(system(360_000, 400_000)) == "multigrid"
