@@ -80,6 +80,9 @@ def _partner(folder_or_file: str | None, stem: str, what: str) -> Path | None:
 def cmd_methods(args) -> int:
     rows = [[m.id, m.family, m.describe_needs(), weights_status(m), m.name] for m in methods()]
     print(format_table(rows, ["id", "family", "inputs", "weights", "name"]))
+    for m in methods():
+        if m.unavailable:
+            print(f"\n{m.id} is not runnable: {m.unavailable}")
     return 0
 
 

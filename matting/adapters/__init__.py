@@ -9,3 +9,5 @@ from . import pipelines  # noqa: F401,E402
 from . import sim  # noqa: F401,E402
 from . import shm  # noqa: F401,E402
 from . import bgmv1  # noqa: F401,E402  (after shm: its mask-method choice lists the automatic methods registered so far)
+from . import feathering  # noqa: F401,E402  (after bgmv1, as the card-only entries: not offered as its mask method)
+from . import unavailable  # noqa: F401,E402  (card-only entries: MMNet, FDMPA, HAttMatting)
