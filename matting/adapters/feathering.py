@@ -27,9 +27,9 @@ MASK_METHOD = "selfie_segmentation"
 
 PARAMS = (
     Param("radius", 16, "Window radius of the guided filter in pixels: how far the feathering reaches from the "
-                        "mask's edge (FDMPA's port uses 60).", kind="int", minimum=1, maximum=200, label="Radius (px)"),
+                        "mask's edge (He et al.'s feathering example and FDMPA's port use 60).", kind="int", minimum=1, maximum=200, label="Radius (px)"),
     Param("eps", 1e-4, "Regulariser ε of the guided filter on the photo's [0, 1] colour scale: smaller follows the "
-                       "photo's edges more closely, larger gives a smoother, blurrier alpha.",
+                       "photo's edges more closely, larger gives a smoother, blurrier alpha (He et al.'s feathering example: 1e-6).",
           minimum=1e-8, maximum=1.0, log_scale=True, label="ε"),
 )
 
