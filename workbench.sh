@@ -25,6 +25,8 @@ setup() {
   if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "== installing requirements (torch 2.13.0 CPU, pymatting, gradio, ...)"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    # opencv-contrib-python-headless replaces opencv-python-headless (both own cv2/): remove the plain one first
+    "$VENV/bin/python" -m pip uninstall --quiet -y opencv-python-headless >/dev/null 2>&1 || true
     "$VENV/bin/python" -m pip install --quiet -r requirements.txt
     "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
     echo "$wanted" > "$stamp"

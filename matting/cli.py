@@ -107,6 +107,9 @@ def remove_empty_folders(folders: list[Path]) -> None:
 def cmd_methods(args) -> int:
     rows = [[m.id, m.family, m.describe_needs(), weights_status(m), m.name] for m in methods()]
     print(format_table(rows, ["id", "family", "inputs", "weights", "name"]))
+    for m in methods():
+        if m.unavailable:
+            print(f"\n{m.id} is not runnable: {m.unavailable}")
     return 0
 
 

@@ -9,7 +9,8 @@ from .messages import scrub
 
 def method_summary(spec) -> str:
     card = spec.card
-    lines = [
+    lines = [f"**Not runnable:** {spec.unavailable}"] if spec.unavailable else []
+    lines += [
         f"**{spec.name}** — {card.authors}, *{card.venue}* ({card.year}). [Paper]({card.paper_url})",
         f"Needs: {spec.describe_needs()} · code: {card.code_license} · weights: {card.weights_license}",
         f"<details><summary>How it works</summary>\n\n{card.how_it_works}"
@@ -50,6 +51,8 @@ def method_card(spec) -> str:
         f"**Code:** {card.code} ({card.code_license}) · **Weights licence:** {card.weights_license}",
         f"**How it works.** {card.how_it_works}",
     ]
+    if spec.unavailable:
+        parts.insert(0, f"**Not runnable:** {spec.unavailable}")
     if card.notes:
         parts.append(f"**Notes.** {card.notes}")
     if spec.scribbles_note:

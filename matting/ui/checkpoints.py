@@ -75,7 +75,7 @@ def status_markdown(spec) -> str:
 def short_status(spec) -> str:
     """A few words for tables: 'not needed', 'present', 'on first use (26.3 MB)', 'missing (26.3 MB)'."""
     if spec.unavailable:
-        return "not runnable"
+        return f"not runnable: {spec.unavailable}"
     if not spec.weights:
         return "not needed"
     if spec.can_run_with(_weights().usable):

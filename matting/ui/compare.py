@@ -17,7 +17,8 @@ from .handlers import (MODE_TRIMAP, friendly, gather_inputs, load_ground_truth, 
 
 
 def compare_choices() -> list[tuple[str, str]]:
-    return [(f"{spec.name} · {FAMILIES.get(spec.family, spec.family)}", spec.id) for spec in methods()]
+    return [(f"{spec.name} · {FAMILIES.get(spec.family, spec.family)}" + (" · unavailable" if spec.unavailable else ""),
+             spec.id) for spec in methods()]
 
 
 class CompareOutputs(NamedTuple):

@@ -140,7 +140,8 @@ def _shrink(image: np.ndarray, side: int) -> np.ndarray:
 
 
 def method_choices(family: str | None = None) -> list[tuple[str, str]]:
-    return [(spec.name, spec.id) for spec in methods(family)]
+    """The methods a family tab offers: those that can run (a card-only entry is in Methods and Compare)."""
+    return [(spec.name, spec.id) for spec in methods(family) if not spec.unavailable]
 
 
 def spec_for(method_id):

@@ -77,7 +77,8 @@ def _home_family(input_names: tuple[str, ...]) -> str | None:
 
 def _automatic_choices() -> list[tuple[str, str]]:
     """Methods that need nothing but the photo: their mask can seed a trimap."""
-    return [(spec.name, spec.id) for spec in methods() if not spec.required_inputs and not spec.one_of_inputs]
+    return [(spec.name, spec.id) for spec in methods()
+            if not spec.required_inputs and not spec.one_of_inputs and not spec.unavailable]
 
 
 # --------------------------------------------------------------------------- input panels
@@ -185,7 +186,7 @@ def _weights_panel(family: str, default_spec):
 
 
 def _family_tab(family: str, shared: Shared, painter_home, plate_home):
-    specs = methods(family)
+    specs = [spec for spec in methods(family) if not spec.unavailable]  # card-only entries: Methods, Compare
     default = specs[0] if specs else None
     slots: list[Slot] = plan_slots(specs, RUN_INPUT_NAMES)
     with gr.Tab(FAMILIES[family], id=family, elem_id=f"tab-{family}"):
