@@ -264,7 +264,7 @@ def plugin_package(tmp_path, monkeypatch):
     entry = {
         "id": "toy_blur_weights", "arch": "toy_blur", "variant": "test", "description": "a test checkpoint",
         "file": "toy.pth", "container": "torch", "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-        "licence": "MIT", "default": False,
+        "license": "MIT", "default": False,
         "origin": {"paper": "none", "repository": "none", "official_download": "nowhere (test)"},
         "sources": [{"kind": "url", "url": "http://127.0.0.1:9/toy.pth"}],
     }

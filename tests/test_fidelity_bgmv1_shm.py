@@ -275,10 +275,10 @@ def test_missing_weights_say_how_to_fetch_them(method_id, params, checkpoint_id,
 def test_manifest_entries():
     entry = weights.entry(SHM_ID)
     assert entry.arch == "shm" and entry.container == "torch" and not entry.default
-    assert entry.size == 3519237 and entry.licence == "none stated"
+    assert entry.size == 3519237 and entry.license == "none stated"
     assert entry.sha256 == "cd51a9552231642754d52472ddeb5b85a6f61c9f51dffe9a0bb676458442b4dc"
     assert entry.sources[0].url.endswith("/fast_human_matting/ckpt/fpn_human_matting/model/ckpt_lastest.pth")
     for checkpoint_id in BGMV1_IDS:
         entry = weights.entry(checkpoint_id)
         assert entry.arch == "bgmv1" and entry.container == "torch" and not entry.default
-        assert entry.licence == "CC-BY-NC-SA-4.0" and entry.sha256 is None and entry.sha256_note
+        assert entry.license == "CC-BY-NC-SA-4.0" and entry.sha256 is None and entry.sha256_note

@@ -142,7 +142,7 @@ def make_entry(sources, *, id="fake", file="fake.bin", container="torch", size=l
                sha256=PAYLOAD_SHA256, default=False):
     item = {
         "id": id, "arch": "u2netp", "variant": "test", "description": "a test file", "file": file,
-        "container": container, "size": size, "sha256": sha256, "licence": "MIT", "default": default,
+        "container": container, "size": size, "sha256": sha256, "license": "MIT", "default": default,
         "origin": {"paper": "none", "repository": "none", "official_download": "nowhere (test)"},
         "sources": sources,
     }
@@ -178,7 +178,7 @@ def test_project_manifest_is_valid(monkeypatch):
     assert {"u2netp", "selfie_segmenter", "u2net", "u2net_human_seg", "u2net_portrait", "modnet_photographic",
             "modnet_webcam", "bgmv2_mobilenetv2", "bgmv2_resnet50", "bgmv2_resnet101", "dim_stage1"} <= set(entries)
     for item in raw["checkpoints"]:
-        for key in ("id", "arch", "variant", "file", "container", "size", "sha256", "licence", "origin", "default",
+        for key in ("id", "arch", "variant", "file", "container", "size", "sha256", "license", "origin", "default",
                     "sources"):
             assert key in item, (item["id"], key)
         assert item["sha256"] or item["sha256_note"]

@@ -51,7 +51,7 @@ def status_line(checkpoint_id: str) -> str:
     except MattingError as exc:
         return f"- **Unknown** `{checkpoint_id}`: {exc.for_browser}"
     state = checkpoint_state(checkpoint_id)
-    what = f"`{item.id}` ({item.file}, {item.size_text}, licence {item.licence})"
+    what = f"`{item.id}` ({item.file}, {item.size_text}, licence {item.license})"
     if state in ("present", "unverified"):  # of weights.USABLE; an override is said in its own words
         return f"- {what}: **present**"
     if state == "override":

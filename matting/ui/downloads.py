@@ -49,8 +49,8 @@ def reporting_to(progress):
 
 # --------------------------------------------------------------------------- the button and its note
 
-def licence_note(licence: str) -> str:
-    lowered = licence.lower()
+def license_note(terms: str) -> str:
+    lowered = terms.lower()
     if "non-commercial" in lowered or "-nc" in lowered:
         return " · **non-commercial licence**: research and teaching only"
     if "not-stated" in lowered or "none stated" in lowered:
@@ -67,7 +67,7 @@ def download_note(checkpoint_id) -> str:
         item = weights.entry(checkpoint_id)
     except MattingError as exc:
         return exc.for_browser
-    text = f"`{item.file}` · {item.size_text} · licence {item.licence}{licence_note(item.licence)}"
+    text = f"`{item.file}` · {item.size_text} · licence {item.license}{license_note(item.license)}"
     state = checkpoints.checkpoint_state(item.id)
     if state in weights.USABLE:
         return f"{text} · on this server"

@@ -40,11 +40,11 @@ PHOTOS = {"astronaut": "Astronaut — portrait (for the portrait methods)", "che
 # The app opens on this example result: the automatic pipeline (offline), else closed-form on the trimap.
 FIRST_LOOK = (("automatic", "u2netp_closed_form"), ("trimap", "closed_form"))
 
-LICENCE_NOTE = ("Example photos from scikit-image's sample data: astronaut (NASA, public domain), Chelsea the "
+LICENSE_NOTE = ("Example photos from scikit-image's sample data: astronaut (NASA, public domain), Chelsea the "
                 "cat (Stefan van der Walt, CC0), coffee cup (Rachel Michetti, CC0), rocket (SpaceX, public "
                 "domain). The last example composites the astronaut over the rocket photo, so its plate and "
                 "true alpha are known.")
-LICENCES = {
+LICENSES = {
     "astronaut": "Eileen Collins, NASA (public domain), via scikit-image",
     "chelsea": "Chelsea the cat, Stefan van der Walt (CC0), via scikit-image",
     "coffee": "Coffee cup, Rachel Michetti / Pikolo Espresso Bar (CC0), via scikit-image",
@@ -120,7 +120,7 @@ def ensure_examples() -> list[Example]:
                                   lambda name=name: io.load_trimap(ASSETS / f"{name}_trimap.png"))
         examples.append(Example(label, photo, trimap_path))
     examples.append(_composite_example(folder, Path(examples[0].trimap)))
-    stamp.write_text(json.dumps({"version": VERSION, "licences": LICENCES}, indent=2) + "\n")
+    stamp.write_text(json.dumps({"version": VERSION, "licences": LICENSES}, indent=2) + "\n")
     return examples
 
 

@@ -20,7 +20,7 @@ from ..spec import FAMILIES
 from . import cards as card_text, compare, downloads, first_look, handlers, prompts_tab, video_tab
 from .edge import WorkbenchBlocks
 from .controls import Slot, build_control, plan_slots, slot_param
-from .examples import LICENCE_NOTE, ensure_examples
+from .examples import LICENSE_NOTE, ensure_examples
 
 log = logging.getLogger("matting.ui")
 
@@ -349,7 +349,7 @@ def _examples(shared: Shared, outputs: list):
         example_labels=[example.label for example in rows], label="Examples (click one)",
         api_name="load_example", api_visibility="public", elem_id="examples",
     )
-    gr.Markdown(LICENCE_NOTE, elem_classes=["small-note"])
+    gr.Markdown(LICENSE_NOTE, elem_classes=["small-note"])
     return rows
 
 

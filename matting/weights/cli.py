@@ -32,9 +32,9 @@ class _TerminalHandler(logging.Handler):
 
 def _command_list(_args) -> int:
     entries = list(manifest().values())
-    rows = [("id", "model", "size", "licence", "default", "status")]
+    rows = [("id", "arch", "size", "licence", "default", "status")]
     states = {e.id: status(e.id) for e in entries}
-    rows += [(e.id, e.arch, e.size_text, e.licence, "yes" if e.default else "", states[e.id]) for e in entries]
+    rows += [(e.id, e.arch, e.size_text, e.license, "yes" if e.default else "", states[e.id]) for e in entries]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for number, row in enumerate(rows):
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

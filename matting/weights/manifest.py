@@ -70,14 +70,14 @@ class Entry:
     container: str  # one of CONTAINERS
     size: int | None
     sha256: str | None
-    licence: str
+    license: str
     origin: Mapping[str, str]
     default: bool
     sources: tuple[Source, ...]
     approx_size_mb: float | None = None
     sha256_note: str | None = None
     checksum_citation: str | None = None
-    licence_note: str | None = None
+    license_note: str | None = None
     model_kwargs: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -178,7 +178,7 @@ def manifest_problems(raw) -> list[str]:
 
 def _entry_problems(item: dict) -> list[str]:
     problems = []
-    for key in ("id", "arch", "variant", "description", "file", "container", "licence"):
+    for key in ("id", "arch", "variant", "description", "file", "container", "license"):
         if not isinstance(item.get(key), str) or not item[key].strip():
             problems.append(f"'{key}' must be a non-empty string")
     if isinstance(item.get("id"), str) and not re.fullmatch(r"[a-z0-9_]+", item["id"]):
@@ -243,9 +243,9 @@ def _entry_from_json(item: dict) -> Entry:
     return Entry(
         id=item["id"], arch=item["arch"], variant=item["variant"], description=item["description"],
         file=item["file"], container=item["container"], size=item["size"], sha256=item["sha256"],
-        licence=item["licence"], origin=MappingProxyType(dict(item["origin"])), default=item["default"],
+        license=item["license"], origin=MappingProxyType(dict(item["origin"])), default=item["default"],
         sources=sources, approx_size_mb=item.get("approx_size_mb"), sha256_note=item.get("sha256_note"),
-        checksum_citation=item.get("checksum_citation"), licence_note=item.get("licence_note"),
+        checksum_citation=item.get("checksum_citation"), license_note=item.get("license_note"),
         model_kwargs=MappingProxyType(dict(item.get("model_kwargs", {}))))
 
 

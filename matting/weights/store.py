@@ -129,7 +129,7 @@ def _not_usable_message(item: Entry) -> str:
 def _browser_not_usable(item: Entry, offline: bool) -> str:
     """:func:`_not_usable_message` for a person at the app: what is missing, how big it is, what they
     can do there (no server paths, settings or commands)."""
-    what = f"the checkpoint '{item.id}' ({item.file}, {item.size_text}, licence {item.licence})"
+    what = f"the checkpoint '{item.id}' ({item.file}, {item.size_text}, licence {item.license})"
     state = _stored_file_status(item, item.local_path)
     problem = (f"The server's copy of {what} is damaged." if state == "corrupt"
                else f"This method needs {what}, which is not on this server yet.")
