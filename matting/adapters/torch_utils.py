@@ -89,8 +89,9 @@ def load_model(arch: str, checkpoint_id: str, **model_kwargs):
         return model
 
 
-def run(model, *inputs, reference: bool = False):
-    """``model(*inputs)`` on its fast path (:func:`matting.models.accelerate`), without autograd.
+def run(model, *inputs, reference: bool = False, **keywords):
+    """``model(*inputs, **keywords)`` on its fast path (:func:`matting.models.accelerate`), without
+    autograd; keyword arguments are bound to the forward's positional parameters first.
 
     The accelerated callable is built on the first call for this network and this kind of arguments
     (the non-tensor values, the tensors' ranks and channels; not their sizes) and kept as long as the
@@ -102,7 +103,15 @@ def run(model, *inputs, reference: bool = False):
 
     if reference or reference_requested():
         with torch.inference_mode():
-            return model(*inputs)
+            return model(*inputs, **keywords)
+    if keywords:
+        import inspect
+
+        bound = inspect.signature(model.forward).bind(*inputs, **keywords)
+        bound.apply_defaults()
+        if bound.kwargs:
+            raise TypeError(f"{type(model).__name__}.forward: keyword-only arguments {sorted(bound.kwargs)}")
+        inputs = bound.args
     signature = tuple(("tensor", x.dim(), x.shape[1] if x.dim() > 1 else None, x.dtype, x.device.type)
                       if isinstance(x, torch.Tensor) else ("value", x) for x in inputs)
     with _lock:

@@ -119,6 +119,8 @@ def _flatten(outputs) -> tuple[list[torch.Tensor], Any]:
             return _Slot()
         if isinstance(item, (tuple, list)):
             return type(item)(visit(child) for child in item)
+        if isinstance(item, dict):
+            return {key: visit(value) for key, value in item.items()}
         return item
 
     return tensors, visit(outputs)
@@ -133,6 +135,8 @@ def _template_to_json(template):
         return {"tensor": True}
     if isinstance(template, (tuple, list)):
         return {"sequence": type(template).__name__, "items": [_template_to_json(item) for item in template]}
+    if isinstance(template, dict) and all(isinstance(key, str) for key in template):
+        return {"mapping": [[key, _template_to_json(value)] for key, value in template.items()]}
     if template is None or isinstance(template, (bool, int, float, str)):
         return {"value": template}
     raise TypeError(f"cannot record an output of type {type(template).__name__}")
@@ -141,6 +145,8 @@ def _template_to_json(template):
 def _template_from_json(data):
     if "tensor" in data:
         return _Slot()
+    if "mapping" in data:
+        return {key: _template_from_json(value) for key, value in data["mapping"]}
     if "sequence" in data:
         items = [_template_from_json(item) for item in data["items"]]
         return tuple(items) if data["sequence"] == "tuple" else items
@@ -155,6 +161,8 @@ def _fill(template, tensors):
             return next(iterator)
         if isinstance(item, (tuple, list)):
             return type(item)(visit(child) for child in item)
+        if isinstance(item, dict):
+            return {key: visit(value) for key, value in item.items()}
         return item
 
     return visit(template)
@@ -238,7 +246,7 @@ def _channels_last(args):
 
 
 def _torch(model, example_inputs, note: str = "") -> Accelerated:
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: the folded parameters must be ordinary tensors
         folded = _fold(model, example_inputs)
     folded = folded.to(memory_format=torch.channels_last)
     count = threads()
