@@ -123,11 +123,12 @@ def run(model, *inputs, reference: bool = False, **keywords):
 
 
 def _accelerate(model, inputs):
-    from .. import models, weights
+    from .. import weights
+    from ..models.accelerate import accelerate
 
     path = _weights_files.get(model)
     sha256 = weights.sha256_file(path) if path is not None else None
-    return models.accelerate(model, *inputs, weights_sha256=sha256)
+    return accelerate(model, *inputs, weights_sha256=sha256)
 
 
 def accelerated_for(model) -> list:

@@ -35,7 +35,9 @@ import inspect
 import json
 import logging
 import os
+import sys
 import threading
+import types
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -457,3 +459,14 @@ def _second_size(model, example_inputs):
         else:
             second.append(x)
     return tuple(second)
+
+
+class _CallableModule(types.ModuleType):
+    """Importing this submodule binds ``matting.models.accelerate`` to it (not to the function of the
+    same name); calling the module calls the function, so ``models.accelerate(...)`` always works."""
+
+    def __call__(self, model, *example_inputs, **options):
+        return accelerate(model, *example_inputs, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule
