@@ -25,6 +25,13 @@ from matting.adapters import bgmv2, dim, modnet, torch_utils, u2net
 from matting.errors import MattingError
 from matting.models import create
 
+
+@pytest.fixture(autouse=True)
+def _reference_path(monkeypatch):
+    """These tests check the adapters' processing against the official arithmetic: the reference
+    forward (the fast path is bounded against it in test_accelerate.py)."""
+    monkeypatch.setenv("MATTING_REFERENCE", "1")
+
 DEEP_METHODS = ("u2netp", "u2net", "u2net_human_seg", "modnet", "bgmv2", "dim", "selfie_segmentation",
                 "u2netp_closed_form", "selfie_closed_form")
 
