@@ -410,7 +410,8 @@ def bench_config(config: Config, device: torch.device, warmup: int, repeats: int
 # --------------------------------------------------------------------------- printing
 
 COLUMNS = ["model", "input", "params (M)", "GFLOPs", "N", *(f"{name} ms" for name in TORCH_VARIANTS),
-           "best ×", "peak MB", "ORT ms", "ours/ORT", "spread %", "max Δ", "BN folded", "notes"]
+           "best ×", "fast ms", "fast backend", "peak MB", "ORT ms", "ours/ORT", "spread %", "max Δ", "BN folded",
+           "notes"]
 
 
 def format_ms(milliseconds: float) -> str:
@@ -431,7 +432,8 @@ def row_cells(row: Row) -> list[str]:
     return [
         row.config.label, row.config.input_text, f"{row.params / 1e6:.2f}", f"{row.gflops:.1f}",
         str(row.repeats), *(cell(name) for name in TORCH_VARIANTS),
-        f"{max(speedups[name] for name in TORCH_VARIANTS if name in speedups):.2f}", f"{row.peak_mb:.0f}",
+        f"{max(speedups[name] for name in TORCH_VARIANTS if name in speedups):.2f}",
+        f"{format_ms(times['fast'])} ({speedups['fast']:.2f}×)", row.backend, f"{row.peak_mb:.0f}",
         format_ms(times["onnxruntime"]) if has_ort else "",
         f"{speedups['onnxruntime']:.2f}" if has_ort else "",
         f"{100 * statistics.median(row.spreads):.0f} / {100 * max(row.spreads):.0f}",
