@@ -23,8 +23,9 @@ Which backend a network gets (``backend=None``): ``MATTING_BACKEND`` if set, els
 measured preference (:attr:`matting.models.Architecture.fast_backend`, declared only where the model
 benchmark found onnxruntime faster), else ``"torch"``. onnxruntime is used on the CPU only.
 
-Measured (``python -m matting.bench models``, 2 shared cores): onnxruntime is declared for U²-Net,
-U²-NetP and MODNet (0.2–0.5× the reference forward, |Δ| ≤ 3e-5). DIM stays on ``"torch"``: the
+Measured (``python -m matting.bench models``, 2 shared cores): onnxruntime is declared for U²-NetP
+and MODNet (0.2–0.5× the reference forward, |Δ| ≤ 3e-5), and for U²-Net, the same code at 4× the
+width, by analogy (not timed yet). DIM stays on ``"torch"``: the
 TorchScript export fails on ``max_unpool2d(..., output_size=skip.shape)`` (a tensor condition in
 torch's size check), so there is no graph to time. BGMv2's refiner stays on ``"torch"``: its sampling
 mode picks patches with a data-dependent top-k and scatters them back, which the tracer would bake in
