@@ -26,6 +26,13 @@ from matting.errors import MattingError
 from matting.models import create
 from tests.scenes import noisy_gradient as _image, box_trimap as _trimap
 
+
+@pytest.fixture(autouse=True)
+def _reference_path(monkeypatch):
+    """These tests check the adapters' processing against the official arithmetic: the reference
+    forward (the fast path is bounded against it in test_accelerate.py)."""
+    monkeypatch.setenv("MATTING_REFERENCE", "1")
+
 DEEP_METHODS = ("u2netp", "u2net", "u2net_human_seg", "modnet", "bgmv2", "dim", "selfie_segmentation",
                 "u2netp_closed_form", "selfie_closed_form")
 

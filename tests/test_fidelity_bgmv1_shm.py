@@ -28,6 +28,13 @@ from matting.models.shm import SHM
 from tests.scenes import noisy_gradient as _photo
 
 ATOL = 1e-4
+
+
+@pytest.fixture(autouse=True)
+def _reference_path(monkeypatch):
+    """These tests check the adapters' processing against the official arithmetic: the reference
+    forward (the fast path is bounded against it in test_accelerate.py)."""
+    monkeypatch.setenv("MATTING_REFERENCE", "1")
 PHOTOS = ("astronaut", "chelsea", "coffee")
 SHM_ID = "shm_fast_human_matting"
 BGMV1_IDS = ("bgmv1_real_fixed_cam", "bgmv1_real_hand_held", "bgmv1_syn_comp_adobe")

@@ -28,6 +28,13 @@ from tests.scenes import noisy_gradient as _image, box_trimap as _trimap
 ATOL = 1e-4
 
 
+@pytest.fixture(autouse=True)
+def _reference_path(monkeypatch):
+    """These tests check the adapters' processing against the official arithmetic: the reference
+    forward (the fast path is bounded against it in test_accelerate.py)."""
+    monkeypatch.setenv("MATTING_REFERENCE", "1")
+
+
 def float_keys(model):
     return [(key, list(value.shape)) for key, value in model.state_dict().items() if value.is_floating_point()]
 

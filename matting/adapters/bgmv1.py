@@ -205,7 +205,8 @@ def run_network(model, image_u8, back_u8, mask_u8, resolution: int = RESOLUTION)
     mask_p = process_mask(mask_c)
     with torch_utils.inference():
         img = to_network(image_c)
-        alpha_pred, fg_pred_tmp = model(img, to_network(back_c), to_network(mask_p), to_network(multi_c))
+        alpha_pred, fg_pred_tmp = torch_utils.run(model, img, to_network(back_c), to_network(mask_p),
+                                                  to_network(multi_c))
         alpha_pred, fg_pred_tmp = torch_utils.plane(alpha_pred), torch_utils.rgb(fg_pred_tmp)
         img = torch_utils.rgb(img)
     alpha, fg, found = postprocess(alpha_pred, fg_pred_tmp, img)

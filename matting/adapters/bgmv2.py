@@ -87,7 +87,7 @@ def compute(inputs: Inputs, params: dict, model) -> MethodOutput:
         if pad_bottom or pad_right:
             src = F.pad(src, (0, pad_right, 0, pad_bottom), mode="replicate")
             bgr = F.pad(bgr, (0, pad_right, 0, pad_bottom), mode="replicate")
-        pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm = model(src, bgr)
+        pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm = torch_utils.run(model, src, bgr)
         size = (full_height, full_width)
         coarse_alpha = F.interpolate(pha_sm, size, mode="bilinear", align_corners=False)
         coarse_foreground = F.interpolate(fgr_sm, size, mode="bilinear", align_corners=False)

@@ -62,7 +62,7 @@ def compute(inputs: Inputs, params: dict, model) -> MethodOutput:
         mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=rgb.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=rgb.device).view(1, 3, 1, 1)
         network_input = torch.cat(((rgb - mean) / std, torch_utils.to_tensor(trimap.astype(np.float32)) / 255.0), 1)
-        pred_mattes, _ = model(network_input)
+        pred_mattes, _ = torch_utils.run(model, network_input)
     raw = cv2.resize(torch_utils.plane(pred_mattes), (width, height), interpolation=cv2.INTER_LINEAR)
     alpha = raw.copy()
     alpha[inputs.trimap == 255] = 1.0

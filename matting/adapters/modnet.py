@@ -66,7 +66,7 @@ def compute(inputs: Inputs, params: dict, model) -> MethodOutput:
     with torch_utils.inference():
         image = (torch_utils.to_tensor(inputs.image) - 0.5) / 0.5
         image = F.interpolate(image, size=(run_height, run_width), mode="area")
-        semantic, detail, matte = model(image, False)  # inference=False also returns the two branch maps
+        semantic, detail, matte = torch_utils.run(model, image, False)  # inference=False also returns the two branch maps
         matte = F.interpolate(matte, size=(height, width), mode="area")
         detail = F.interpolate(detail, size=(height, width), mode="area")
         semantic = F.interpolate(semantic, size=(height, width), mode="bilinear", align_corners=False)

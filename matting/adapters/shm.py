@@ -63,7 +63,7 @@ def official_alpha(image: np.ndarray, model) -> tuple[np.ndarray, dict]:
     height, width = image.shape[:2]
     with torch_utils.inference():
         x = torch_utils.from_nchw(preprocess(image))
-        trimap, alpha_p, alpha_r = model(x, return_raw_alpha=True)
+        trimap, alpha_p, alpha_r = torch_utils.run(model, x, return_raw_alpha=True)
         probabilities = F.softmax(trimap, dim=1)
     raw = {"trimap_logits": trimap[0].cpu().numpy(), "probabilities": probabilities[0].cpu().numpy(),
            "alpha_p": torch_utils.plane(alpha_p), "alpha_r": torch_utils.plane(alpha_r)}

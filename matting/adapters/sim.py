@@ -302,8 +302,8 @@ def compute(inputs: Inputs, params: dict, networks: tuple) -> MethodOutput:
                   for name in ("image_scale", "image_trans", "trimap", "trimap_2chn", "trimap_clks")}
         smap, covered = semantic_trimap(classifier, tensor["image_trans"], tensor["trimap"], len(CLASS_NAMES),
                                         return_coverage=True)
-        out = model(tensor["image_scale"], tensor["trimap_2chn"], tensor["image_trans"], tensor["trimap_clks"], smap,
-                    is_training=False)
+        out = torch_utils.run(model, tensor["image_scale"], tensor["trimap_2chn"], tensor["image_trans"],
+                              tensor["trimap_clks"], smap, is_training=False)
         raw = torch_utils.plane(torch.clamp(out["alpha"], 0, 1))
         smap_np = smap[0].to("cpu", torch.float32).numpy()
         covered_np = covered[0, 0].to("cpu").numpy()

@@ -9,6 +9,10 @@ Torch is imported lazily (inside the functions), so importing the adapters stays
   (arch, kwargs, weights file, device) in this process. The cache is thread-safe and bounded (least
   recently used first out), so one-off ``matting.run`` calls stay fast; a
   :func:`matting.session` holds its network itself.
+* :func:`run` is the network's forward on its fast path: ``matting.models.accelerate(model, *inputs)``
+  (BatchNorm folded, channels_last, onnxruntime where measured faster), built once per (network,
+  non-tensor arguments, tensor ranks and channels) and cached; ``MATTING_REFERENCE=1`` (or
+  ``reference=True``) runs the reference forward instead, the official arithmetic.
 * :func:`inference` is ``torch.inference_mode()``.
 * :func:`to_tensor` / :func:`plane` / :func:`rgb` convert between numpy H×W×C / H×W arrays and
   1×C×H×W float32 tensors.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections import OrderedDict
 import numpy as np
 
@@ -29,6 +34,8 @@ MAX_CACHED_MODELS = 6
 
 _models: OrderedDict = OrderedDict()
 _lock = threading.RLock()
+_weights_files: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # network → checkpoint file
+_accelerated: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()     # network → {signature: callable}
 
 
 def device():
@@ -75,16 +82,66 @@ def load_model(arch: str, checkpoint_id: str, **model_kwargs):
         model = models.create(arch, checkpoint=checkpoint_id, **model_kwargs)
         if target is not None:
             model = model.to(target)
+            _weights_files[model] = path
         _models[key] = model
         while len(_models) > MAX_CACHED_MODELS:
             _models.popitem(last=False)
         return model
 
 
+def run(model, *inputs, reference: bool = False, **keywords):
+    """``model(*inputs, **keywords)`` on its fast path (:func:`matting.models.accelerate`), without
+    autograd; keyword arguments are bound to the forward's positional parameters first.
+
+    The accelerated callable is built on the first call for this network and this kind of arguments
+    (the non-tensor values, the tensors' ranks and channels; not their sizes) and kept as long as the
+    network lives. ``reference=True`` or ``MATTING_REFERENCE=1``: the reference forward.
+    """
+    import torch
+
+    from ..models.accelerate import reference_requested
+
+    if reference or reference_requested():
+        with torch.inference_mode():
+            return model(*inputs, **keywords)
+    if keywords:
+        import inspect
+
+        bound = inspect.signature(model.forward).bind(*inputs, **keywords)
+        bound.apply_defaults()
+        if bound.kwargs:
+            raise TypeError(f"{type(model).__name__}.forward: keyword-only arguments {sorted(bound.kwargs)}")
+        inputs = bound.args
+    signature = tuple(("tensor", x.dim(), x.shape[1] if x.dim() > 1 else None, x.dtype, x.device.type)
+                      if isinstance(x, torch.Tensor) else ("value", x) for x in inputs)
+    with _lock:
+        per_model = _accelerated.setdefault(model, {})
+        fast = per_model.get(signature)
+        if fast is None:
+            fast = per_model[signature] = _accelerate(model, inputs)
+    return fast(*inputs)
+
+
+def _accelerate(model, inputs):
+    from .. import weights
+    from ..models.accelerate import accelerate
+
+    path = _weights_files.get(model)
+    sha256 = weights.sha256_file(path) if path is not None else None
+    return accelerate(model, *inputs, weights_sha256=sha256)
+
+
+def accelerated_for(model) -> list:
+    """The accelerated callables built so far for ``model`` (benchmarks and tests)."""
+    with _lock:
+        return list(_accelerated.get(model, {}).values())
+
+
 def clear_cache() -> None:
     """Forget every loaded network (tests; or to free memory)."""
     with _lock:
         _models.clear()
+        _accelerated.clear()
 
 
 def cached_models() -> list[tuple]:

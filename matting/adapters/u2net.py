@@ -97,7 +97,7 @@ def compute(inputs: Inputs, params: dict, model) -> MethodOutput:
     """The official test script's processing around the loaded network (module docstring)."""
     height, width = inputs.shape
     with torch_utils.inference():
-        outputs = model(torch_utils.from_nchw(preprocess(inputs.image)))
+        outputs = torch_utils.run(model, torch_utils.from_nchw(preprocess(inputs.image)))
     maps320 = [torch_utils.plane(output) for output in outputs]
     alpha8 = to_image_size(norm_pred(maps320[0]), width, height)
     maps = {name: IntermediateMap(_resize_float(array, width, height), spec.kind, spec.description)

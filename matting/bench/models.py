@@ -10,7 +10,17 @@ interleaved round-robin (the order rotates each round), and reports their median
 * ``+BN fold``: inference_mode, BatchNorms folded into their convolutions
   (:func:`matting.models.fuse.fold_batchnorm`), NCHW;
 * ``+both``: inference_mode, folded and channels_last;
-* for U²-NetP also onnxruntime on the official ``u2netp.onnx`` (spinning threads off).
+* for U²-NetP also onnxruntime on the official ``u2netp.onnx`` (spinning threads off);
+* ``fast``: :func:`matting.models.accelerate` with its default backend for the architecture (what
+  the adapters run), against ``no_grad`` = the reference forward (the official arithmetic).
+
+A second table lists per network the reference ms, the fast ms, their ratio (median over rounds of
+fast / reference time in the same round), the backend chosen and the largest |Δ| of any float output,
+with the geometric mean of the ratios. Then (unless ``--skip-end-to-end``) U²-NetP end to end
+(``matting.run("u2netp", 512² photo)``, all pre/post-processing) against onnxruntime's bare forward of
+the official ``u2netp.onnx`` at 320² (default session options, and ours), and the first U²-NetP run in
+a fresh process (a subprocess: import, load, convert or read the cache, first forward), reference and
+fast.
 
 Weights are recipe-like uniform random ones (timing does not depend on their values),
 except U²-NetP, which gets the real weights converted from ``weights/u2netp.onnx``.
@@ -142,6 +152,9 @@ class Row:
     max_difference: float
     bn_folded: str
     notes: list[str]
+    backend: str = ""
+    fast_ratio: float = float("nan")       # median over rounds of fast time / reference time
+    fast_difference: float = float("nan")  # max |fast − reference| over float outputs
 
 
 # --------------------------------------------------------------------------- models and inputs
@@ -343,6 +356,11 @@ def bench_config(config: Config, device: torch.device, warmup: int, repeats: int
     if folded_count == 0:
         folded = None
     variants = make_variants(model, inputs, folded, device)
+    sha256 = weights.sha256_file(weights.path(config.checkpoint)) \
+        if config.checkpoint and weights.usable(config.checkpoint) else None
+    fast = models.accelerate(model, *inputs, weights_sha256=sha256)
+    fast_variant = Variant("fast", lambda: fast(*inputs))
+    variants.append(fast_variant)
 
     ort_variant = None
     onnx_path = weights.path(config.checkpoint) if config.checkpoint and weights.usable(config.checkpoint) else None
@@ -357,6 +375,7 @@ def bench_config(config: Config, device: torch.device, warmup: int, repeats: int
         notes.append(f"{int(reference[-1].sum())} patches refined "
                      f"(sample_pixels / 16 = {config.kwargs['refine_sample_pixels'] // 16})")
 
+    fast_difference = max_difference(reference, fast(*inputs))
     worst_difference = warm_up(variants, reference, warmup, device)
     if repeats is None:
         seconds_per_round = sum(timed(variant.run, device)[0] for variant in variants)
@@ -381,14 +400,18 @@ def bench_config(config: Config, device: torch.device, warmup: int, repeats: int
         spreads=[variant.spread for variant in variants],
         max_difference=worst_difference,
         bn_folded=f"{folded_count}/{batch_norms}" if batch_norms else "no BN",
-        notes=notes,
+        notes=notes + ([fast.note] if fast.note else []),
+        backend=fast.backend,
+        fast_ratio=1 / fast_variant.speedup_over(baseline),
+        fast_difference=fast_difference,
     )
 
 
 # --------------------------------------------------------------------------- printing
 
 COLUMNS = ["model", "input", "params (M)", "GFLOPs", "N", *(f"{name} ms" for name in TORCH_VARIANTS),
-           "best ×", "peak MB", "ORT ms", "ours/ORT", "spread %", "max Δ", "BN folded", "notes"]
+           "best ×", "fast ms", "fast backend", "peak MB", "ORT ms", "ours/ORT", "spread %", "max Δ", "BN folded",
+           "notes"]
 
 
 def format_ms(milliseconds: float) -> str:
@@ -409,7 +432,8 @@ def row_cells(row: Row) -> list[str]:
     return [
         row.config.label, row.config.input_text, f"{row.params / 1e6:.2f}", f"{row.gflops:.1f}",
         str(row.repeats), *(cell(name) for name in TORCH_VARIANTS),
-        f"{max(speedups[name] for name in TORCH_VARIANTS if name in speedups):.2f}", f"{row.peak_mb:.0f}",
+        f"{max(speedups[name] for name in TORCH_VARIANTS if name in speedups):.2f}",
+        f"{format_ms(times['fast'])} ({speedups['fast']:.2f}×)", row.backend, f"{row.peak_mb:.0f}",
         format_ms(times["onnxruntime"]) if has_ort else "",
         f"{speedups['onnxruntime']:.2f}" if has_ort else "",
         f"{100 * statistics.median(row.spreads):.0f} / {100 * max(row.spreads):.0f}",
@@ -439,6 +463,30 @@ max Δ = largest absolute output difference of any column against the baseline f
 BN folded = BatchNorms folded / all BatchNorms."""
 
 
+FAST_COLUMNS = ["model", "input", "reference ms", "fast ms", "fast / reference", "backend", "max |Δ|"]
+
+
+def print_fast_table(rows: list[Row]) -> None:
+    print("\n### Fast path vs reference (the official arithmetic)\n")
+    print("| " + " | ".join(FAST_COLUMNS) + " |")
+    print("|" + "|".join("---" for _ in FAST_COLUMNS) + "|")
+    for row in rows:
+        print(f"| {row.config.label} | {row.config.input_text} | {format_ms(row.times_ms['no_grad'])} | "
+              f"{format_ms(row.times_ms['fast'])} | {row.fast_ratio:.2f} | {row.backend} | "
+              f"{row.fast_difference:.1e} |")
+    ratios = [row.fast_ratio for row in rows if row.fast_ratio > 0]
+    if ratios:
+        geometric = float(np.exp(np.mean(np.log(ratios))))
+        print(f"\ngeometric mean of fast / reference: {geometric:.2f} (worst {max(ratios):.2f}); "
+              f"threads: {models_threads()}", flush=True)
+
+
+def models_threads() -> int:
+    from ..models.accelerate import threads
+
+    return threads()
+
+
 def bench_device(configs, device: torch.device, args) -> None:
     if device.type == "cuda":
         where = f"{torch.cuda.get_device_name(device)}, TF32 off"
@@ -447,16 +495,19 @@ def bench_device(configs, device: torch.device, args) -> None:
     print(f"\n## {device.type.upper()}: torch {torch.__version__}, {where}, "
           f"load average {os.getloadavg()[0]:.1f} at start\n")
     print_table_header()
+    rows = []
     for config in configs:
         repeats = args.repeats
         if config.is_4k and repeats is None:
             repeats = args.repeats_4k
-        print_row(bench_config(config, device, args.warmup, repeats, args.time_budget))
+        rows.append(bench_config(config, device, args.warmup, repeats, args.time_budget))
+        print_row(rows[-1])
         release_freed_memory()
         if device.type == "cuda":
             torch.cuda.empty_cache()
     print(f"\nload average {os.getloadavg()[0]:.1f} at end")
     print(LEGEND)
+    print_fast_table(rows)
 
 
 def main(argv=None) -> int:
@@ -477,6 +528,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 rounds, 1 warm-up, no 4K")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's default)")
     parser.add_argument("--cpu-only", action="store_true", help="skip the CUDA table even with a GPU")
+    parser.add_argument("--skip-end-to-end", action="store_true",
+                        help="leave out U²-NetP end to end vs onnxruntime and the fresh-process first run")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.warmup, args.skip_4k = args.repeats or 3, 1, True
@@ -487,6 +540,10 @@ def main(argv=None) -> int:
                if config.family in args.models and not (config.is_4k and args.skip_4k)]
     print("# Neural networks at their official inference sizes")
     bench_device(configs, torch.device("cpu"), args)
+    if not args.skip_end_to_end and weights.usable("u2netp"):
+        from .end_to_end import print_end_to_end
+
+        print_end_to_end(args.repeats or 10)
 
     if torch.cuda.is_available() and not args.cpu_only:
         torch.backends.cuda.matmul.allow_tf32 = False

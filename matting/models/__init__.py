@@ -20,7 +20,7 @@ from .registry import (Architecture, Example, InputConfig, add_architecture, arc
                        guess_architecture, register_architecture, remove_architecture)
 
 __all__ = [
-    "Architecture", "Example", "InputConfig", "add_architecture", "architectures", "check_state_dict", "create",
+    "accelerate", "Architecture", "Example", "InputConfig", "add_architecture", "architectures", "check_state_dict", "create",
     "describe", "get_architecture", "guess_architecture", "input_config", "load_into",
     "register_architecture", "remove_architecture", "resolve", "strip_prefix",
 ]
@@ -34,3 +34,15 @@ def input_config(arch: str) -> InputConfig | None:
 def describe() -> list[tuple[str, str]]:
     """(architecture, official class and arguments) for every architecture."""
     return [(name, get_architecture(name).description) for name in architectures()]
+
+
+def accelerate(model, *example_inputs, backend=None, weights_sha256=None):
+    """The fast inference path of ``model``: a callable with its forward's arguments and outputs
+    (see :mod:`matting.models.accelerate`; torch is imported only here)."""
+    from .accelerate import accelerate as implementation
+
+    globals()["accelerate"] = _accelerate  # importing the submodule bound its name to the module
+    return implementation(model, *example_inputs, backend=backend, weights_sha256=weights_sha256)
+
+
+_accelerate = accelerate

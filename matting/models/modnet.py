@@ -416,4 +416,5 @@ INPUT = InputConfig(
 )
 
 register_architecture("modnet", checkpoint_filter=checkpoint_filter, recognise=recognise, input_config=INPUT,
-                      description="MODNet(in_channels=3, hr_channels=32, backbone_arch='mobilenetv2')")(MODNet)
+                      description="MODNet(in_channels=3, hr_channels=32, backbone_arch='mobilenetv2')",
+                      fast_backend="onnxruntime")(MODNet)

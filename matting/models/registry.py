@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "matting.architectures"
 
 # Modules of this package that define no architecture (imported only by those that need them).
-_NOT_ARCHITECTURES = {"registry", "checkpoints", "constants", "onnx_fold", "fuse", "random_init", "backbones"}
+_NOT_ARCHITECTURES = {"accelerate", "registry", "checkpoints", "constants", "onnx_fold", "fuse", "random_init", "backbones"}
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,10 @@ class Architecture:
     returned (a state dict, an ``onnx.ModelProto``, …) into this network's state dict. When the file
     is not a tensor container (an ONNX graph to convert back into tensors), the filter's result is
     cached on disk by the file's sha256, so the conversion happens once per machine.
+
+    ``fast_backend`` is the backend :func:`matting.models.accelerate` uses for this network when the
+    caller names none (``None``: the default, ``"torch"``); declared only where the model benchmark
+    (``python -m matting.bench models``) measured another one faster.
     """
 
     name: str
@@ -96,6 +100,7 @@ class Architecture:
     input_config: InputConfig | None = None
     load_file: Callable[..., Any] | None = None
     module: str = ""
+    fast_backend: str | None = None
 
     @property
     def is_torch(self) -> bool:

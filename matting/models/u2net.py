@@ -173,7 +173,7 @@ class _U2NetBase(nn.Module):
 
 
 @register_architecture("u2net", checkpoint_filter=checkpoint_filter, recognise=recognise, input_config=INPUT,
-                       description="U2NET(in_ch=3, out_ch=1)")
+                       description="U2NET(in_ch=3, out_ch=1)", fast_backend="onnxruntime")
 class U2NET(_U2NetBase):
     """The full U²-Net (176 MB checkpoint); official ``U2NET(in_ch, out_ch)``."""
 
@@ -187,7 +187,7 @@ class U2NET(_U2NetBase):
 
 
 @register_architecture("u2netp", checkpoint_filter=checkpoint_filter, recognise=recognise, input_config=INPUT,
-                       description="U2NETP(in_ch=3, out_ch=1)")
+                       description="U2NETP(in_ch=3, out_ch=1)", fast_backend="onnxruntime")
 class U2NETP(_U2NetBase):
     """The small U²-Net† (4.7 MB checkpoint); official ``U2NETP(in_ch, out_ch)``."""
 

@@ -1,0 +1,480 @@
+"""The fast inference path: ``accelerate(model, *example_inputs)`` → a callable like ``model``'s forward.
+
+Every deep adapter runs its network through this function (via
+:func:`matting.adapters.torch_utils.run`), so a benchmark can time it against the reference forward
+or any other implementation. Three backends:
+
+* ``"reference"`` — the network as it is, under ``torch.inference_mode()``: the official arithmetic,
+  what the fidelity tests check. Chosen everywhere when ``MATTING_REFERENCE=1``.
+* ``"torch"`` — BatchNorms folded into their convolutions (:func:`matting.models.fuse.fold_batchnorm`)
+  and model and 4-D inputs in ``torch.channels_last``, under ``inference_mode``, at
+  :func:`threads` threads. Works for every network (data-dependent ones such as BGMv2's
+  sampling refiner included): the default.
+* ``"onnxruntime"`` — the port exported once with ``torch.onnx.export`` (TorchScript exporter, opset 17,
+  dynamic batch and spatial axes so one file serves every input size), cached as
+  ``<cache dir>/onnx/<arch>-<weights sha256>-<signature>.onnx`` (the signature covers the non-tensor
+  arguments, the tensors' ranks and channels, the port's source files and the torch version), run by an
+  ``InferenceSession`` with :func:`threads` intra-op threads and spinning off. Right after an export
+  the graph is checked against the reference forward at the example size and at a second size
+  (example + the architecture's stride); a graph that differs by more than :data:`EXPORT_TOLERANCE`,
+  or an export that fails, falls back to ``"torch"`` with a warning.
+
+Which backend a network gets (``backend=None``): ``MATTING_BACKEND`` if set, else the architecture's
+measured preference (:attr:`matting.models.Architecture.fast_backend`, declared only where the model
+benchmark found onnxruntime faster), else ``"torch"``. onnxruntime is used on the CPU only.
+
+Measured (``python -m matting.bench models``, 2 shared cores): onnxruntime is declared for U²-NetP
+and MODNet (0.2–0.5× the reference forward, |Δ| ≤ 3e-5), and for U²-Net, the same code at 4× the
+width, by analogy (not timed yet). DIM stays on ``"torch"``: the
+TorchScript export fails on ``max_unpool2d(..., output_size=skip.shape)`` (a tensor condition in
+torch's size check), so there is no graph to time. BGMv2's refiner stays on ``"torch"``: its sampling
+mode picks patches with a data-dependent top-k and scatters them back, which the tracer would bake in
+at the example's size; not exported (not measured), the torch backend is exact to float32 rounding.
+
+Outputs keep the reference forward's structure: the same tuple/list nesting, torch tensors (contiguous,
+on the input's device) in the tensor places, and the reference's non-tensor values (``None``, DIM's
+integer ``0``) in theirs.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+import logging
+import os
+import sys
+import threading
+import types
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..errors import MattingError
+from ..paths import cache_dir
+
+__all__ = ["Accelerated", "BACKENDS", "EXPORT_TOLERANCE", "accelerate", "architecture_of", "onnx_path",
+           "reference_requested", "threads"]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("reference", "torch", "onnxruntime")
+EXPORT_FORMAT = 1            # bump when the export or its cache layout changes
+OPSET = 17
+EXPORT_TOLERANCE = 1e-3      # largest |Δ| of an exported graph vs the reference forward that is accepted
+
+_export_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------- settings
+
+def reference_requested() -> bool:
+    """``MATTING_REFERENCE=1`` (or true/yes): every network runs its reference forward."""
+    return os.environ.get("MATTING_REFERENCE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def threads() -> int:
+    """Threads for torch and onnxruntime forwards: ``MATTING_THREADS`` if set, else 1 on a machine with
+    at most 2 cores (measured: on a busy 2-core machine one thread beats two, up to 6×; a Space shares
+    its two cores with the server) and half the cores, at most 8, above that (hyper-threads and the
+    caller's own threads keep the rest busy; beyond 8 the convolutions of these networks scale poorly)."""
+    value = os.environ.get("MATTING_THREADS", "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise MattingError(f"MATTING_THREADS={value!r} is not a whole number.") from None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1 if cores <= 2 else min(8, cores // 2)
+
+
+def architecture_of(model: nn.Module):
+    """The registered :class:`~matting.models.Architecture` whose builder made ``model`` (or None)."""
+    from .registry import architectures, get_architecture
+
+    for name in architectures():
+        architecture = get_architecture(name)
+        if architecture.is_torch and architecture.build is type(model):
+            return architecture
+    return None
+
+
+def _chosen_backend(model: nn.Module, backend: str | None, on_cpu: bool) -> str:
+    if backend is None and reference_requested():
+        return "reference"
+    if backend is None:
+        backend = os.environ.get("MATTING_BACKEND", "").strip() or None
+    if backend is None:
+        architecture = architecture_of(model)
+        backend = getattr(architecture, "fast_backend", None) or "torch"
+    if backend not in BACKENDS:
+        raise MattingError(f"Unknown inference backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+    if backend == "onnxruntime" and not on_cpu:
+        return "torch"
+    return backend
+
+
+# --------------------------------------------------------------------------- output structure
+
+def _flatten(outputs) -> tuple[list[torch.Tensor], Any]:
+    """(tensors in order, a template with ``_Slot`` where each tensor was)."""
+    tensors = []
+
+    def visit(item):
+        if isinstance(item, torch.Tensor):
+            tensors.append(item)
+            return _Slot()
+        if isinstance(item, (tuple, list)):
+            return type(item)(visit(child) for child in item)
+        if isinstance(item, dict):
+            return {key: visit(value) for key, value in item.items()}
+        return item
+
+    return tensors, visit(outputs)
+
+
+class _Slot:
+    pass
+
+
+def _template_to_json(template):
+    if isinstance(template, _Slot):
+        return {"tensor": True}
+    if isinstance(template, (tuple, list)):
+        return {"sequence": type(template).__name__, "items": [_template_to_json(item) for item in template]}
+    if isinstance(template, dict) and all(isinstance(key, str) for key in template):
+        return {"mapping": [[key, _template_to_json(value)] for key, value in template.items()]}
+    if template is None or isinstance(template, (bool, int, float, str)):
+        return {"value": template}
+    raise TypeError(f"cannot record an output of type {type(template).__name__}")
+
+
+def _template_from_json(data):
+    if "tensor" in data:
+        return _Slot()
+    if "mapping" in data:
+        return {key: _template_from_json(value) for key, value in data["mapping"]}
+    if "sequence" in data:
+        items = [_template_from_json(item) for item in data["items"]]
+        return tuple(items) if data["sequence"] == "tuple" else items
+    return data["value"]
+
+
+def _fill(template, tensors):
+    iterator = iter(tensors)
+
+    def visit(item):
+        if isinstance(item, _Slot):
+            return next(iterator)
+        if isinstance(item, (tuple, list)):
+            return type(item)(visit(child) for child in item)
+        if isinstance(item, dict):
+            return {key: visit(value) for key, value in item.items()}
+        return item
+
+    return visit(template)
+
+
+def _contiguous(outputs):
+    tensors, template = _flatten(outputs)
+    return _fill(template, [tensor.contiguous() for tensor in tensors])
+
+
+# --------------------------------------------------------------------------- the callable
+
+class Accelerated:
+    """A network's forward on one backend; call it with the forward's arguments.
+
+    ``backend`` says which one runs, ``model`` is the reference network, ``note`` why this backend
+    (e.g. a fallback)."""
+
+    def __init__(self, model: nn.Module, backend: str, run: Callable, note: str = ""):
+        self.model, self.backend, self._run, self.note = model, backend, run, note
+
+    def __call__(self, *args):
+        return self._run(*args)
+
+    def __repr__(self) -> str:
+        return f"<Accelerated {type(self.model).__name__} backend={self.backend}{' (' + self.note + ')' if self.note else ''}>"
+
+
+def accelerate(model: nn.Module, *example_inputs, backend: str | None = None,
+               weights_sha256: str | None = None) -> Accelerated:
+    """A callable with ``model``'s forward arguments and outputs, on the fastest exact-enough backend.
+
+    ``example_inputs`` are one set of arguments of the forward (tensors and, e.g., MODNet's
+    ``inference`` flag); non-tensor arguments and the tensors' ranks and channel counts are fixed by
+    them, the batch and spatial sizes are not. ``backend`` forces one of :data:`BACKENDS`.
+    ``weights_sha256`` (the checkpoint file's sha256) keys the onnx cache; without it the state dict's
+    tensors are hashed. ``model`` itself is not changed.
+    """
+    model = model.eval()
+    devices = {x.device.type for x in example_inputs if isinstance(x, torch.Tensor)}
+    on_cpu = devices <= {"cpu"} and all(p.device.type == "cpu" for p in model.parameters())
+    chosen = _chosen_backend(model, backend, on_cpu)
+    if chosen == "reference":
+        return _reference(model)
+    if chosen == "onnxruntime":
+        try:
+            return _onnxruntime(model, example_inputs, weights_sha256)
+        except _NotExportable as reason:
+            log.warning("onnxruntime backend unavailable for %s (%s); using the torch backend",
+                        type(model).__name__, reason)
+            return _torch(model, example_inputs, note=f"onnxruntime fell back: {reason}")
+    return _torch(model, example_inputs)
+
+
+def _reference(model):
+    def run(*args):
+        with torch.inference_mode():
+            return model(*args)
+
+    return Accelerated(model, "reference", run)
+
+
+def _with_threads(count: int):
+    """Context: torch at ``count`` intra-op threads, restored afterwards."""
+    class _Threads:
+        def __enter__(self):
+            self.previous = torch.get_num_threads()
+            if self.previous != count:
+                torch.set_num_threads(count)
+
+        def __exit__(self, *exc):
+            if torch.get_num_threads() != self.previous:
+                torch.set_num_threads(self.previous)
+
+    return _Threads()
+
+
+def _channels_last(args):
+    return tuple(x.contiguous(memory_format=torch.channels_last)
+                 if isinstance(x, torch.Tensor) and x.dim() == 4 else x for x in args)
+
+
+def _torch(model, example_inputs, note: str = "") -> Accelerated:
+    with torch.no_grad():  # not inference_mode: the folded parameters must be ordinary tensors
+        folded = _fold(model, example_inputs)
+    folded = folded.to(memory_format=torch.channels_last)
+    count = threads()
+
+    def run(*args):
+        with _with_threads(count), torch.inference_mode():
+            return _contiguous(folded(*_channels_last(args)))
+
+    return Accelerated(model, "torch", run, note)
+
+
+def _fold(model, example_inputs):
+    from .fuse import fold_batchnorm
+
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if not has_bn:
+        return copy.deepcopy(model).eval()
+    return fold_batchnorm(model, *example_inputs)
+
+
+# --------------------------------------------------------------------------- onnxruntime
+
+class _NotExportable(Exception):
+    pass
+
+
+def _source_digest(model: nn.Module) -> str:
+    """A digest of the source files of every module class in ``model`` (the port's code)."""
+    files = set()
+    for module in model.modules():
+        try:
+            files.add(inspect.getsourcefile(type(module)))
+        except TypeError:
+            pass
+    digest = hashlib.sha256()
+    for name in sorted(f for f in files if f):
+        if "site-packages" in name or "dist-packages" in name:
+            continue  # torch's own layers: covered by the torch version
+        digest.update(Path(name).read_bytes())
+    return digest.hexdigest()
+
+
+def _state_digest(model: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _signature(model, example_inputs) -> dict:
+    arguments = []
+    for x in example_inputs:
+        if isinstance(x, torch.Tensor):
+            arguments.append(["tensor", x.dim(), int(x.shape[1]) if x.dim() > 1 else None, str(x.dtype)])
+        elif x is None or isinstance(x, (bool, int, float, str)):
+            arguments.append(["value", x])
+        else:
+            raise _NotExportable(f"argument of type {type(x).__name__}")
+    return {"format": EXPORT_FORMAT, "opset": OPSET, "torch": torch.__version__, "class": type(model).__qualname__,
+            "arguments": arguments, "source": _source_digest(model)}
+
+
+def onnx_path(model: nn.Module, *example_inputs, weights_sha256: str | None = None) -> Path:
+    """Where the onnx export of ``model`` for arguments like ``example_inputs`` is cached."""
+    architecture = architecture_of(model)
+    name = architecture.name if architecture else type(model).__name__.lower()
+    signature = hashlib.sha256(json.dumps(_signature(model, example_inputs), sort_keys=True).encode()).hexdigest()
+    weights = weights_sha256 or _state_digest(model)
+    return cache_dir() / "onnx" / f"{name}-{weights[:16]}-{signature[:16]}.onnx"
+
+
+def _session(path: Path, count: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = count
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle workers otherwise spin and starve other threads of a shared machine.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise _NotExportable("onnxruntime is not installed") from None
+    path = onnx_path(model, *example_inputs, weights_sha256=weights_sha256)
+    meta_path = path.with_suffix(".json")
+    with _export_lock:
+        meta = _read_meta(meta_path) if path.is_file() else None
+        if meta is None:
+            meta = _export(model, example_inputs, path, meta_path)
+    if not meta.get("exact", False):
+        raise _NotExportable(meta.get("reason", "the exported graph differs from the reference"))
+    session = _session(path, threads())
+    names = [item.name for item in session.get_inputs()]
+    positions = meta["tensor_positions"]
+    template = _template_from_json(meta["template"])
+    if len(names) != len(positions):
+        raise _NotExportable("the cached graph's inputs do not match")
+
+    def run(*args):
+        feed = {name: args[i].detach().cpu().contiguous().numpy() for name, i in zip(names, positions)}
+        outputs = session.run(None, feed)
+        return _fill(template, [torch.from_numpy(array) for array in outputs])
+
+    return Accelerated(model, "onnxruntime", run)
+
+
+def _read_meta(meta_path: Path):
+    try:
+        return json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class _TensorArguments(nn.Module):
+    """``model`` as a function of its tensor arguments only (the others fixed), returning a flat tuple."""
+
+    def __init__(self, model, example_inputs):
+        super().__init__()
+        self.model = model
+        self.fixed = list(example_inputs)
+        self.positions = [i for i, x in enumerate(example_inputs) if isinstance(x, torch.Tensor)]
+
+    def forward(self, *tensors):
+        args = list(self.fixed)
+        for i, tensor in zip(self.positions, tensors):
+            args[i] = tensor
+        flat, _ = _flatten(self.model(*args))
+        return tuple(flat)
+
+
+def _export(model, example_inputs, path: Path, meta_path: Path) -> dict:
+    """Export, check against the reference at two sizes, and record the outcome next to the file."""
+    import onnxruntime  # noqa: F401
+
+    with torch.inference_mode():
+        reference = model(*example_inputs)
+    tensors, template = _flatten(reference)
+    wrapper = _TensorArguments(model, example_inputs).eval()
+    inputs = tuple(example_inputs[i] for i in wrapper.positions)
+    input_names = [f"input{i}" for i in range(len(inputs))]
+    output_names = [f"output{i}" for i in range(len(tensors))]
+    dynamic = {name: {0: "batch", 2: "height", 3: "width"} for name, x in zip(input_names, inputs) if x.dim() == 4}
+    meta = {"tensor_positions": wrapper.positions, "template": _template_to_json(template)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapper, inputs, str(temporary), dynamo=False, opset_version=OPSET,
+                              input_names=input_names, output_names=output_names, dynamic_axes=dynamic,
+                              do_constant_folding=True)
+        session = _session(temporary, threads())
+        difference = _difference(session, model, example_inputs, wrapper.positions, reference)
+        second = _second_size(model, example_inputs)
+        if second is not None:
+            with torch.inference_mode():
+                second_reference = model(*second)
+            difference = max(difference, _difference(session, model, second, wrapper.positions, second_reference))
+        meta.update(exact=difference <= EXPORT_TOLERANCE, max_difference=difference)
+        if not meta["exact"]:
+            meta["reason"] = f"the exported graph differs from the reference by {difference:.2g}"
+        os.replace(temporary, path)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not this backend"
+        meta.update(exact=False, reason=f"export failed: {type(exc).__name__}: {str(exc)[:200]}")
+        temporary.unlink(missing_ok=True)
+        path.write_bytes(b"")  # remember the failure (the meta says why)
+    meta_path.write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def _difference(session, model, args, positions, reference) -> float:
+    names = [item.name for item in session.get_inputs()]
+    feed = {name: args[i].detach().cpu().contiguous().numpy() for name, i in zip(names, positions)}
+    outputs = session.run(None, feed)
+    expected, _ = _flatten(reference)
+    if len(outputs) != len(expected):
+        return float("inf")
+    worst = 0.0
+    for array, tensor in zip(outputs, expected):
+        if tuple(array.shape) != tuple(tensor.shape):
+            return float("inf")
+        worst = max(worst, float((torch.from_numpy(array) - tensor.float().cpu()).abs().max()) if array.size else 0.0)
+    return worst
+
+
+def _second_size(model, example_inputs):
+    """The example's tensors at a different spatial size (+ the architecture's stride), random values
+    in the same range, to check that the dynamic axes really are dynamic."""
+    architecture = architecture_of(model)
+    stride = max(1, getattr(getattr(architecture, "input_config", None), "stride", 1) or 1)
+    step = stride if stride > 1 else 8
+    generator = torch.Generator().manual_seed(0)
+    second = []
+    for x in example_inputs:
+        if isinstance(x, torch.Tensor) and x.dim() == 4:
+            n, c, h, w = x.shape
+            low, high = float(x.min()), float(x.max())
+            second.append(low + (high - low) * torch.rand((n, c, h + step, w + 2 * step), generator=generator))
+        else:
+            second.append(x)
+    return tuple(second)
+
+
+class _CallableModule(types.ModuleType):
+    """Importing this submodule binds ``matting.models.accelerate`` to it (not to the function of the
+    same name); calling the module calls the function, so ``models.accelerate(...)`` always works."""
+
+    def __call__(self, model, *example_inputs, **options):
+        return accelerate(model, *example_inputs, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule
