@@ -53,6 +53,7 @@ from ..errors import MattingError
 from ..measure import PeakMemory
 from ..models.fuse import fold_batchnorm
 from ..models.random_init import recipe_like_weights_
+from ._model_tables import LEGEND, print_fast_table, print_row, print_table_header
 
 UHD_PIXELS = 3840 * 2160
 
@@ -136,7 +137,6 @@ class Variant:
 
 MIN_ROUNDS, MAX_ROUNDS = 5, 15  # timed rounds per row when --repeats is not given
 
-TORCH_VARIANTS = ("no_grad", "1 thread", "inference_mode", "+channels_last", "+BN fold", "+both")
 
 
 @dataclass
@@ -407,80 +407,6 @@ def bench_config(config: Config, device: torch.device, warmup: int, repeats: int
     )
 
 
-# --------------------------------------------------------------------------- printing
-
-COLUMNS = ["model", "input", "params (M)", "GFLOPs", "N", *(f"{name} ms" for name in TORCH_VARIANTS),
-           "best ×", "fast ms", "fast backend", "peak MB", "ORT ms", "ours/ORT", "spread %", "max Δ", "BN folded",
-           "notes"]
-
-
-def format_ms(milliseconds: float) -> str:
-    return f"{milliseconds:.0f}" if milliseconds >= 100 else f"{milliseconds:.1f}"
-
-
-def row_cells(row: Row) -> list[str]:
-    times, speedups = row.times_ms, row.speedups
-
-    def cell(name):
-        if name not in times:
-            return "n/a"
-        if name == "no_grad":
-            return format_ms(times[name])
-        return f"{format_ms(times[name])} ({speedups[name]:.2f}×)"
-
-    has_ort = "onnxruntime" in times
-    return [
-        row.config.label, row.config.input_text, f"{row.params / 1e6:.2f}", f"{row.gflops:.1f}",
-        str(row.repeats), *(cell(name) for name in TORCH_VARIANTS),
-        f"{max(speedups[name] for name in TORCH_VARIANTS if name in speedups):.2f}",
-        f"{format_ms(times['fast'])} ({speedups['fast']:.2f}×)", row.backend, f"{row.peak_mb:.0f}",
-        format_ms(times["onnxruntime"]) if has_ort else "",
-        f"{speedups['onnxruntime']:.2f}" if has_ort else "",
-        f"{100 * statistics.median(row.spreads):.0f} / {100 * max(row.spreads):.0f}",
-        f"{row.max_difference:.0e}", row.bn_folded, "; ".join(row.notes),
-    ]
-
-
-def print_table_header() -> None:
-    print("| " + " | ".join(COLUMNS) + " |")
-    print("|" + "|".join("---" for _ in COLUMNS) + "|", flush=True)
-
-
-def print_row(row: Row) -> None:
-    print("| " + " | ".join(row_cells(row)) + " |", flush=True)
-
-
-LEGEND = """
-Columns: N = timed rounds after warm-up (all columns interleaved in each round); times are medians.
-no_grad = baseline (eval, no_grad, NCHW, default threads); 1 thread = the baseline at
-torch.set_num_threads(1); inference_mode, +channels_last and +BN fold are each on their own, +both
-combines these three. (k×) = speed-up over no_grad: the median over rounds of no_grad time / column
-time in the same round, which cancels most of the drift of a shared machine's load. best × = the
-largest of these. peak MB = memory growth during one baseline forward. ORT ms = onnxruntime on
-u2netp.onnx; ours/ORT = no_grad time / ORT time (median over rounds). spread % = interquartile
-range / median of a column's times, the median and the largest over the columns (timing noise).
-max Δ = largest absolute output difference of any column against the baseline forward.
-BN folded = BatchNorms folded / all BatchNorms."""
-
-
-FAST_COLUMNS = ["model", "input", "reference ms", "fast ms", "fast / reference", "backend", "max |Δ|"]
-
-
-def print_fast_table(rows: list[Row]) -> None:
-    print("\n### Fast path vs reference (the official arithmetic)\n")
-    print("| " + " | ".join(FAST_COLUMNS) + " |")
-    print("|" + "|".join("---" for _ in FAST_COLUMNS) + "|")
-    for row in rows:
-        print(f"| {row.config.label} | {row.config.input_text} | {format_ms(row.times_ms['no_grad'])} | "
-              f"{format_ms(row.times_ms['fast'])} | {row.fast_ratio:.2f} | {row.backend} | "
-              f"{row.fast_difference:.1e} |")
-    ratios = [row.fast_ratio for row in rows if row.fast_ratio > 0]
-    if ratios:
-        geometric = float(np.exp(np.mean(np.log(ratios))))
-        print(f"\ngeometric mean of fast / reference: {geometric:.2f} (worst {max(ratios):.2f}); "
-              f"threads: {models_threads()}", flush=True)
-
-
 def models_threads() -> int:
     from ..models.accelerate import threads
 
@@ -507,7 +433,7 @@ def bench_device(configs, device: torch.device, args) -> None:
             torch.cuda.empty_cache()
     print(f"\nload average {os.getloadavg()[0]:.1f} at end")
     print(LEGEND)
-    print_fast_table(rows)
+    print_fast_table(rows, models_threads())
 
 
 def main(argv=None) -> int:
