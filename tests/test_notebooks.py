@@ -25,7 +25,7 @@ from nbclient.exceptions import CellExecutionError
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-EXPECTED_COUNT = 8
+EXPECTED_COUNT = 9
 CELL_TIMEOUT_S = 120
 KERNEL = "python3"
 
@@ -63,7 +63,7 @@ def _report(capsys, text: str) -> None:
         print(f"\n{text}")
 
 
-def test_seven_notebooks_in_order():
+def test_the_notebooks_are_numbered_in_order():
     assert len(NOTEBOOKS) == EXPECTED_COUNT, [p.name for p in NOTEBOOKS]
     assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, EXPECTED_COUNT + 1)]
 
