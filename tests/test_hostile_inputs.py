@@ -506,7 +506,13 @@ CHILD = textwrap.dedent(r"""
     head = int(float(os.environ.get("CHILD_HEADROOM", 2 * 2**30)))
     limit = vm_bytes() + head
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    def peak_rss():
+        # VmHWM, this process image's own high-water mark: ru_maxrss would carry over the RSS of the pytest
+        # process that forked this child (Linux keeps it across exec), which a full suite run makes GBs.
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
+
+    base = peak_rss()
     out = []
     for case in cases:
         start = time.monotonic()
@@ -529,7 +535,7 @@ CHILD = textwrap.dedent(r"""
             outcome, message = type(exc).__name__, str(exc)[:300]
         out.append({"name": case["name"], "outcome": outcome, "message": message[:300],
                     "seconds": round(time.monotonic() - start, 3)})
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss()
     print(json.dumps({"cases": out, "peak_rss": peak, "baseline_rss": base}))
 """)
 
