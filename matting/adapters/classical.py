@@ -9,6 +9,8 @@ closed-form, learning-based and random-walk matting the linear system is solved 
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..errors import MattingError
@@ -51,15 +53,8 @@ def _constraints_map(trimap01: np.ndarray) -> dict:
 def _solve(method_name: str, solver, inputs: Inputs, params: dict, **kwargs) -> MethodOutput:
     trimap = pymatting_trimap(inputs)
     cg_kwargs = {"maxiter": params["max_iterations"], "rtol": params["tolerance"]}
-    try:
+    with _convergence_message(method_name, params):
         alpha = solver(inputs.image.astype(np.float64), trimap, cg_kwargs=cg_kwargs, **kwargs)
-    except ValueError as exc:
-        if "did not converge" in str(exc):
-            raise MattingError(
-                f"{method_name} did not converge within {params['max_iterations']} iterations; "
-                "raise max_iterations or the tolerance, or narrow the unknown region of the trimap."
-            ) from None
-        raise
     return MethodOutput(alpha=keep_known_pixels(alpha, trimap), maps=_constraints_map(trimap))
 
 
@@ -72,11 +67,19 @@ def _solve_own(method_name: str, laplacian, inputs: Inputs, params: dict, precis
     _pm()  # pymatting's numba cache directory is set before its modules load
     trimap = pymatting_trimap(inputs)
     image = inputs.image.astype(np.float64)
-    try:
+    with _convergence_message(method_name, params):
         alpha = solvers.solve_laplacian(
             laplacian(image, trimap), trimap, image, solver=params["solver"],
             rtol=params["tolerance"], maxiter=params["max_iterations"], precision=precision,
             multigrid=multigrid)
+    return MethodOutput(alpha=alpha, maps=_constraints_map(trimap))
+
+
+@contextmanager
+def _convergence_message(method_name: str, params: dict):
+    """pymatting's and our CG raise ValueError('... did not converge ...'): say what to change instead."""
+    try:
+        yield
     except ValueError as exc:
         if "did not converge" in str(exc):
             raise MattingError(
@@ -84,7 +87,6 @@ def _solve_own(method_name: str, laplacian, inputs: Inputs, params: dict, precis
                 "raise max_iterations or the tolerance, or narrow the unknown region of the trimap."
             ) from None
         raise
-    return MethodOutput(alpha=alpha, maps=_constraints_map(trimap))
 
 
 def keep_known_pixels(alpha: np.ndarray, trimap: np.ndarray) -> np.ndarray:
