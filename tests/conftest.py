@@ -11,7 +11,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # Checkpoints are fetched on first use by default; the suite never downloads from a real address, so it
 # runs offline unless told otherwise (tests of fetching unset this and serve files from 127.0.0.1).
 os.environ.setdefault("MATTING_OFFLINE", "1")
-# Gradio's file cache (/tmp/gradio) is shared by every app on the machine, and each app's cache cleaning
+# Gradio's file cache (gradio/ under the system temp folder) is shared by every app on the machine, and each app's cache cleaning
 # (delete_cache) removes files another one is serving; a test session keeps its own.
 os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="matting-tests-gradio-"))
 
