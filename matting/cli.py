@@ -113,15 +113,20 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def use_weights_file(spec, params: dict, file_path) -> None:
+    """``--weights FILE``: use FILE as the checkpoint a run of ``spec`` with ``params`` loads."""
+    from . import weights
+
+    if not spec.weights:
+        raise MattingError(f"{spec.name} uses no weights; --weights does not apply.")
+    weights.use_file(spec.checkpoint_for(validate_params(spec, params)), file_path)
+
+
 def cmd_run(args) -> int:
     spec = get(args.method)
     params = dict(parse_param(p) for p in args.param)
     if args.weights:
-        from . import weights
-
-        if not spec.weights:
-            raise MattingError(f"{spec.name} uses no weights; --weights does not apply.")
-        weights.use_file(spec.checkpoint_for(validate_params(spec, params)), args.weights)
+        use_weights_file(spec, params, args.weights)
     source = Path(args.image)
     if source.is_dir():
         images = image_files(source)

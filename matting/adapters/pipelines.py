@@ -77,13 +77,17 @@ OUTPUT_TEXT = {
 }
 OUTPUTS = tuple(OutputMap(name, "trimap" if name == "trimap" else "alpha", text) for name, text in OUTPUT_TEXT.items())
 
-PARAMS = (
+# The trimap band around a mask, read by band_widths (also by the click → SAM → trimap pipeline).
+BAND_PARAMS = (
     Param("erode", 10, "Band width inside the mask that becomes unknown, in pixels (for a 1024-pixel image side).",
           kind="int", minimum=0, maximum=200, label="Erode (px)"),
     Param("dilate", 10, "Band width outside the mask that becomes unknown, in pixels (for a 1024-pixel image side).",
           kind="int", minimum=0, maximum=200, label="Dilate (px)"),
     Param("scale_band", True, "Widen the band in proportion for images whose longer side exceeds 1024 pixels.",
           kind="bool", label="Scale band with image size"),
+)
+
+PARAMS = BAND_PARAMS + (
     Param("threshold", 0.5, "Model output at or above which a pixel is inside the mask.",
           minimum=0.01, maximum=0.99, label="Mask threshold"),
     Param("epsilon", 1e-7, "Closed-form regulariser of the local colour-line model; larger = smoother alpha.",

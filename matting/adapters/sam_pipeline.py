@@ -32,7 +32,7 @@ from ..registry import methods, register
 from ..runner import session
 from ..spec import Card, Inputs, IntermediateMap, MethodOutput, MethodSpec, OutputMap, Param
 from . import torch_utils
-from .pipelines import band_widths
+from .pipelines import BAND_PARAMS, band_widths
 
 SEGMENTERS = {"slimsam_77": "sam_slimsam_77", "sam_vit_base": "sam_vit_base"}
 DEFAULT_SEGMENTER = "slimsam_77"
@@ -176,12 +176,7 @@ PARAMS = (
     Param("refine", REFINE_CHOICES[0] if REFINE_CHOICES else "closed_form",
           "The trimap method that finishes the edges in the unknown band (its default parameters).",
           kind="choice", choices=REFINE_CHOICES, label="Matting method"),
-    Param("erode", 10, "Band width inside the mask that becomes unknown, in pixels (for a 1024-pixel image side).",
-          kind="int", minimum=0, maximum=200, label="Erode (px)"),
-    Param("dilate", 10, "Band width outside the mask that becomes unknown, in pixels (for a 1024-pixel image side).",
-          kind="int", minimum=0, maximum=200, label="Dilate (px)"),
-    Param("scale_band", True, "Widen the band in proportion for images whose longer side exceeds 1024 pixels.",
-          kind="bool", label="Scale band with image size"),
+    *BAND_PARAMS,
     Param("multimask", True, "For a single click without a box, predict SAM's three masks and keep the one with "
           "the highest predicted IoU (SAM's advice for ambiguous clicks).", kind="bool", label="Best of three masks"),
 )

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-from ..errors import MattingError
 from . import CODECS, CUTOUT_FORMATS, DEFAULT_OUTPUTS, OUTPUTS, TRIMAP_NOTE, VideoLimits, matte_video, video_methods
 
 
@@ -46,18 +45,13 @@ def add_commands(subparsers) -> dict:
 def cmd_video(args) -> int:
     from tqdm import tqdm
 
-    from ..cli import parse_param
+    from ..cli import parse_param, use_weights_file
     from ..registry import get
-    from ..runner import validate_params
 
     spec = get(args.method)
     params = dict(parse_param(p) for p in args.param)
     if args.weights:
-        from .. import weights
-
-        if not spec.weights:
-            raise MattingError(f"{spec.name} uses no weights; --weights does not apply.")
-        weights.use_file(spec.checkpoint_for(validate_params(spec, params)), args.weights)
+        use_weights_file(spec, params, args.weights)
     limits = VideoLimits.from_env(max_frames=args.max_frames, max_seconds=args.max_seconds,
                                   max_pixels=args.max_pixels)
     outputs = tuple(o.strip() for o in args.outputs.split(",") if o.strip())
