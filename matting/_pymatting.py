@@ -21,6 +21,10 @@ from pymatting import (  # noqa: E402
     estimate_foreground_ml,
 )
 
+from .threads import limit_numba  # noqa: E402
+
+limit_numba()  # for the importing thread; Session.run_prepared sets it for every other calling thread
+
 __all__ = [
     "estimate_alpha_cf", "estimate_alpha_knn", "estimate_alpha_lbdm", "estimate_alpha_lkm",
     "estimate_alpha_rw", "estimate_alpha_sm", "estimate_foreground_cf", "estimate_foreground_ml",

@@ -12,6 +12,7 @@ a result whose alpha is not finite (a checkpoint holding NaN) is an error that n
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -20,6 +21,7 @@ from . import io, trimap
 from .errors import MattingError
 from .measure import PeakMemory
 from .registry import get
+from .threads import limit_numba
 from .spec import FOREGROUND_ESTIMATORS, INPUT_LABELS, Inputs, IntermediateMap, MethodSpec, Result
 
 
@@ -125,6 +127,8 @@ class Session:
     def run_prepared(self, inputs: Inputs, warnings: list[str] | None = None) -> Result:
         """Run on inputs already loaded and checked (:func:`prepare_inputs`)."""
         timings = {}
+        if "numba" in sys.modules:  # numba's thread count is per calling thread (matting.threads)
+            limit_numba()
         with PeakMemory() as memory:
             start = time.perf_counter()
             output = self.compute(inputs)

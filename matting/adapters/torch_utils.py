@@ -89,6 +89,41 @@ def load_model(arch: str, checkpoint_id: str, **model_kwargs):
         return model
 
 
+def load_network(arch: str, checkpoint_id: str, *example_arguments):
+    """What :func:`run` needs to run ``arch`` with checkpoint ``checkpoint_id`` on arguments like
+    ``example_arguments`` (numpy arrays and plain values; only their kind matters): the recorded
+    onnxruntime graph of an earlier export when there is one and nothing it depends on has changed
+    (:mod:`matting.models.runtime`: no torch import, no network built), else :func:`load_model`.
+
+    The graph is used only where the fast path would pick it anyway: not with ``MATTING_REFERENCE``,
+    a ``MATTING_BACKEND`` other than onnxruntime, or a ``MATTING_DEVICE`` other than the CPU.
+    """
+    from .. import weights
+    from ..models import runtime
+    from ..threads import threads
+
+    backend = os.environ.get("MATTING_BACKEND", "").strip()
+    on_cpu = os.environ.get("MATTING_DEVICE", "cpu").strip() in ("", "cpu")
+    if runtime.reference_requested() or backend not in ("", "onnxruntime") or not on_cpu:
+        return load_model(arch, checkpoint_id)
+    path = weights.require(checkpoint_id)
+    arguments = runtime.arguments_signature(example_arguments)
+    stat = path.stat()
+    key = ("ready", arch, str(path), stat.st_size, stat.st_mtime_ns, repr(arguments))
+    with _lock:
+        graph = _models.get(key)
+        if graph is None:
+            graph = runtime.find(arch, weights.sha256_file(path), arguments, threads())
+            if graph is None:
+                return load_model(arch, checkpoint_id)
+            graph.origin = (arch, checkpoint_id)
+            _models[key] = graph
+            while len(_models) > MAX_CACHED_MODELS:
+                _models.popitem(last=False)
+        _models.move_to_end(key)
+        return graph
+
+
 def run(model, *inputs, reference: bool = False, **keywords):
     """``model(*inputs, **keywords)`` on its fast path (:func:`matting.models.accelerate`), without
     autograd; keyword arguments are bound to the forward's positional parameters first.
@@ -97,11 +132,17 @@ def run(model, *inputs, reference: bool = False, **keywords):
     (the non-tensor values, the tensors' ranks and channels; not their sizes) and kept as long as the
     network lives. ``reference=True`` or ``MATTING_REFERENCE=1``: the reference forward.
     """
+    from ..models.runtime import ReadyGraph, reference_requested
+
+    reference = reference or reference_requested()
+    if isinstance(model, ReadyGraph):
+        if not reference and not keywords:
+            return model(*(_to_numpy(x) for x in inputs))
+        model = load_model(*model.origin)  # the reference forward needs the network itself
     import torch
 
-    from ..models.accelerate import reference_requested
-
-    if reference or reference_requested():
+    inputs = tuple(from_nchw(x) if isinstance(x, np.ndarray) else x for x in inputs)
+    if reference:
         with torch.inference_mode():
             return model(*inputs, **keywords)
     if keywords:
@@ -120,6 +161,12 @@ def run(model, *inputs, reference: bool = False, **keywords):
         if fast is None:
             fast = per_model[signature] = _accelerate(model, inputs)
     return fast(*inputs)
+
+
+def _to_numpy(x):
+    if isinstance(x, np.ndarray) or not hasattr(x, "detach"):
+        return x
+    return x.detach().cpu().contiguous().numpy()
 
 
 def _accelerate(model, inputs):
@@ -169,12 +216,16 @@ def from_nchw(array: np.ndarray):
 
 
 def plane(tensor) -> np.ndarray:
-    """1×1×H×W tensor → float32 H×W array."""
+    """1×1×H×W tensor (or numpy array, e.g. from a ready graph) → float32 H×W array."""
+    if isinstance(tensor, np.ndarray):
+        return tensor[0, 0].astype(np.float32, copy=True)
     return tensor.detach()[0, 0].to("cpu", torch_float32()).numpy().copy()
 
 
 def rgb(tensor) -> np.ndarray:
-    """1×3×H×W tensor → float32 H×W×3 array."""
+    """1×3×H×W tensor (or numpy array) → float32 H×W×3 array."""
+    if isinstance(tensor, np.ndarray):
+        return np.ascontiguousarray(tensor[0].transpose(1, 2, 0), dtype=np.float32)
     return tensor.detach()[0].permute(1, 2, 0).to("cpu", torch_float32()).numpy().copy()
 
 

@@ -86,9 +86,14 @@ def _resize_float(array: np.ndarray, width: int, height: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- method
 
+# The forward's one argument, by kind (1×3×H×W float32): finds the recorded onnx graph, if any.
+EXAMPLE_INPUT = np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), np.float32)
+
+
 def _loader(arch: str, checkpoint_id: str):
     def load(params: dict):
-        return torch_utils.load_model(arch, checkpoint_id)
+        # The exported graph of an earlier process when nothing changed (no torch import), else the network.
+        return torch_utils.load_network(arch, checkpoint_id, EXAMPLE_INPUT)
 
     return load
 
@@ -96,8 +101,7 @@ def _loader(arch: str, checkpoint_id: str):
 def compute(inputs: Inputs, params: dict, model) -> MethodOutput:
     """The official test script's processing around the loaded network (module docstring)."""
     height, width = inputs.shape
-    with torch_utils.inference():
-        outputs = torch_utils.run(model, torch_utils.from_nchw(preprocess(inputs.image)))
+    outputs = torch_utils.run(model, preprocess(inputs.image))
     maps320 = [torch_utils.plane(output) for output in outputs]
     alpha8 = to_image_size(norm_pred(maps320[0]), width, height)
     maps = {name: IntermediateMap(_resize_float(array, width, height), spec.kind, spec.description)

@@ -1,9 +1,11 @@
 """U²-NetP end to end vs onnxruntime's bare forward, and the first run in a fresh process.
 
-Part of ``python -m matting.bench models`` (see its docstring); ``print_end_to_end(rounds)``.
+``python -m matting.bench end_to_end [--rounds N]`` on its own, and the last part of
+``python -m matting.bench models`` (see its docstring).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -66,6 +68,18 @@ def fresh_process(image: np.ndarray, environment: dict, foreground: str = "none"
     os.unlink(handle.name)
     timings = json.loads(completed.stdout.strip().splitlines()[-1])
     return {**timings, "wall_s": wall}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m matting.bench end_to_end", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved timed rounds (default 10)")
+    args = parser.parse_args(argv)
+    if not weights.usable("u2netp"):
+        from ..errors import MattingError
+
+        raise MattingError("U²-NetP's checkpoint is not here: python -m matting.weights fetch u2netp")
+    print_end_to_end(args.rounds)
+    return 0
 
 
 def print_end_to_end(rounds: int = 10) -> None:

@@ -55,6 +55,9 @@ from torch import nn
 
 from ..errors import MattingError
 from ..paths import cache_dir
+from ..threads import threads
+from . import runtime
+from .runtime import reference_requested
 
 __all__ = ["Accelerated", "BACKENDS", "EXPORT_TOLERANCE", "accelerate", "architecture_of", "onnx_path",
            "reference_requested", "threads"]
@@ -67,28 +70,6 @@ OPSET = 17
 EXPORT_TOLERANCE = 1e-3      # largest |Δ| of an exported graph vs the reference forward that is accepted
 
 _export_lock = threading.Lock()
-
-
-# --------------------------------------------------------------------------- settings
-
-def reference_requested() -> bool:
-    """``MATTING_REFERENCE=1`` (or true/yes): every network runs its reference forward."""
-    return os.environ.get("MATTING_REFERENCE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def threads() -> int:
-    """Threads for torch and onnxruntime forwards: ``MATTING_THREADS`` if set, else 1 on a machine with
-    at most 2 cores (measured: on a busy 2-core machine one thread beats two, up to 6×; a Space shares
-    its two cores with the server) and half the cores, at most 8, above that (hyper-threads and the
-    caller's own threads keep the rest busy; beyond 8 the convolutions of these networks scale poorly)."""
-    value = os.environ.get("MATTING_THREADS", "").strip()
-    if value:
-        try:
-            return max(1, int(value))
-        except ValueError:
-            raise MattingError(f"MATTING_THREADS={value!r} is not a whole number.") from None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 1 if cores <= 2 else min(8, cores // 2)
 
 
 def architecture_of(model: nn.Module):
@@ -283,18 +264,23 @@ class _NotExportable(Exception):
     pass
 
 
-def _source_digest(model: nn.Module) -> str:
-    """A digest of the source files of every module class in ``model`` (the port's code)."""
+def _source_files(model: nn.Module) -> list[str]:
+    """The source files of every module class in ``model`` (the port's code), sorted; torch's own
+    layers are left out (the torch version covers them)."""
     files = set()
     for module in model.modules():
         try:
             files.add(inspect.getsourcefile(type(module)))
         except TypeError:
             pass
+    return sorted(name for name in files
+                  if name and "site-packages" not in name and "dist-packages" not in name)
+
+
+def _source_digest(model: nn.Module) -> str:
+    """A digest of :func:`_source_files`."""
     digest = hashlib.sha256()
-    for name in sorted(f for f in files if f):
-        if "site-packages" in name or "dist-packages" in name:
-            continue  # torch's own layers: covered by the torch version
+    for name in _source_files(model):
         digest.update(Path(name).read_bytes())
     return digest.hexdigest()
 
@@ -309,14 +295,10 @@ def _state_digest(model: nn.Module) -> str:
 
 
 def _signature(model, example_inputs) -> dict:
-    arguments = []
-    for x in example_inputs:
-        if isinstance(x, torch.Tensor):
-            arguments.append(["tensor", x.dim(), int(x.shape[1]) if x.dim() > 1 else None, str(x.dtype)])
-        elif x is None or isinstance(x, (bool, int, float, str)):
-            arguments.append(["value", x])
-        else:
-            raise _NotExportable(f"argument of type {type(x).__name__}")
+    try:
+        arguments = runtime.arguments_signature(example_inputs)
+    except TypeError as exc:
+        raise _NotExportable(str(exc)) from None
     return {"format": EXPORT_FORMAT, "opset": OPSET, "torch": torch.__version__, "class": type(model).__qualname__,
             "arguments": arguments, "source": _source_digest(model)}
 
@@ -331,17 +313,7 @@ def onnx_path(model: nn.Module, *example_inputs, weights_sha256: str | None = No
 
 
 def _session(path: Path, count: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = count
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Idle workers otherwise spin and starve other threads of a shared machine.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return runtime.ort_session(path, count)
 
 
 def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
@@ -363,6 +335,11 @@ def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
     template = _template_from_json(meta["template"])
     if len(names) != len(positions):
         raise _NotExportable("the cached graph's inputs do not match")
+    if weights_sha256:  # a later process can run this graph without torch (matting.models.runtime)
+        architecture = architecture_of(model)
+        runtime.record(architecture.name if architecture else type(model).__name__.lower(), weights_sha256,
+                       runtime.arguments_signature(example_inputs), path, _source_files(model), torch.__version__,
+                       positions, meta["template"])
 
     def run(*args):
         feed = {name: args[i].detach().cpu().contiguous().numpy() for name, i in zip(names, positions)}

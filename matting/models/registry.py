@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "matting.architectures"
 
 # Modules of this package that define no architecture (imported only by those that need them).
-_NOT_ARCHITECTURES = {"accelerate", "registry", "checkpoints", "constants", "onnx_fold", "fuse", "random_init", "backbones"}
+_NOT_ARCHITECTURES = {"accelerate", "registry", "checkpoints", "constants", "onnx_fold", "fuse", "random_init", "backbones",
+                      "runtime"}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,169 @@
+"""Running an exported network without PyTorch: onnxruntime sessions and the ready-graph index.
+
+Torch-free on purpose. Importing torch costs a fresh process about 1.5 s on these CPUs (4 s on a
+busy machine), longer than U²-NetP's whole forward. Once :mod:`matting.models.accelerate` has
+exported a network to onnx and checked the graph against the reference forward, it records the fact
+here (:func:`record`): which architecture, which weights file (sha256), which kind of arguments, the
+torch version and the sha256 of every source file of the port that the export depended on. A later
+process asks :func:`find` for that graph and, if nothing it depended on has changed, runs it
+straight away with onnxruntime (:class:`ReadyGraph`), without importing torch or building the
+network. Anything different (another torch, an edited port, another file under the same name) →
+no graph, and the caller takes the ordinary path (which re-exports and records again).
+
+Records live next to the graphs: ``<cache dir>/onnx/ready-<arch>-<weights sha256[:16]>-<arguments
+digest[:16]>.json``, written atomically. onnx files are data (no code runs when one is loaded).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from ..paths import cache_dir
+
+__all__ = ["ReadyGraph", "arguments_signature", "find", "ort_session", "record", "reference_requested"]
+
+RECORD_FORMAT = 1
+
+
+def reference_requested() -> bool:
+    """``MATTING_REFERENCE=1`` (or true/yes/on): every network runs its reference forward."""
+    return os.environ.get("MATTING_REFERENCE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def ort_session(path: Path, count: int):
+    """An onnxruntime CPU session for ``path`` at ``count`` intra-op threads, idle workers not spinning."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = count
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle workers otherwise spin and starve other threads of a shared machine.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def arguments_signature(arguments) -> list:
+    """The kind of a forward's arguments, the same for torch tensors and numpy arrays: per argument
+    ``["tensor", rank, channels, dtype]`` (dtype spelt as torch does, e.g. ``"torch.float32"``) or
+    ``["value", v]`` for a plain value. Raises TypeError for anything else."""
+    described = []
+    for x in arguments:
+        if isinstance(x, np.ndarray) or (hasattr(x, "dim") and hasattr(x, "dtype") and hasattr(x, "shape")):
+            rank = x.ndim if isinstance(x, np.ndarray) else x.dim()
+            dtype = f"torch.{x.dtype}" if isinstance(x, np.ndarray) else str(x.dtype)
+            described.append(["tensor", int(rank), int(x.shape[1]) if rank > 1 else None, dtype])
+        elif x is None or isinstance(x, (bool, int, float, str)):
+            described.append(["value", x])
+        else:
+            raise TypeError(f"argument of type {type(x).__name__}")
+    return described
+
+
+def _record_path(arch: str, weights_sha256: str, arguments: list) -> Path:
+    digest = hashlib.sha256(json.dumps(arguments).encode()).hexdigest()
+    return cache_dir() / "onnx" / f"ready-{arch}-{weights_sha256[:16]}-{digest[:16]}.json"
+
+
+def _file_sha256(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _torch_version() -> str | None:
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def record(arch: str, weights_sha256: str, arguments: list, onnx_file: Path, sources: list[str],
+           torch_version: str, tensor_positions: list[int], template: dict) -> None:
+    """Note that ``onnx_file`` is the checked export of ``arch`` with these weights, for arguments of
+    this kind (:func:`arguments_signature`); ``sources`` are the port's files it was exported from."""
+    entry = {
+        "format": RECORD_FORMAT, "arch": arch, "weights_sha256": weights_sha256, "arguments": arguments,
+        "onnx": Path(onnx_file).name, "onnx_size": Path(onnx_file).stat().st_size, "torch": torch_version,
+        "sources": {name: _file_sha256(name) for name in sorted(sources)},
+        "tensor_positions": tensor_positions, "template": template,
+    }
+    path = _record_path(arch, weights_sha256, arguments)
+    if path.is_file() and _read(path) == entry:
+        return
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.write_text(json.dumps(entry, indent=1))
+    os.replace(temporary, path)
+
+
+def _read(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def find(arch: str, weights_sha256: str, arguments: list, threads: int) -> "ReadyGraph | None":
+    """The recorded graph for ``arch`` + weights + arguments if everything it depended on is unchanged."""
+    entry = _read(_record_path(arch, weights_sha256, arguments))
+    if not entry or entry.get("format") != RECORD_FORMAT or entry.get("arguments") != arguments:
+        return None
+    if entry.get("weights_sha256") != weights_sha256 or entry.get("torch") != _torch_version():
+        return None
+    if any(_file_sha256(name) != digest for name, digest in entry.get("sources", {}).items()):
+        return None
+    onnx_file = cache_dir() / "onnx" / entry["onnx"]
+    try:
+        if onnx_file.stat().st_size != entry["onnx_size"]:
+            return None
+        import onnxruntime  # noqa: F401
+    except (OSError, ImportError):
+        return None
+    return ReadyGraph(arch=arch, session=ort_session(onnx_file, threads), positions=entry["tensor_positions"],
+                      template=entry["template"], arguments=arguments)
+
+
+@dataclass
+class ReadyGraph:
+    """A recorded export run by onnxruntime: call it with the forward's arguments as numpy arrays;
+    returns the forward's output structure with float32 numpy arrays in the tensor places."""
+
+    arch: str
+    session: object
+    positions: list
+    template: dict
+    arguments: list
+    origin: tuple = ()  # what the caller loaded it as, e.g. (arch, checkpoint id): to build the network if needed
+
+    def __call__(self, *args):
+        names = [item.name for item in self.session.get_inputs()]
+        feed = {name: np.ascontiguousarray(args[i]) for name, i in zip(names, self.positions)}
+        outputs = iter(self.session.run(None, feed))
+        return _fill(self.template, outputs)
+
+    __hash__ = object.__hash__  # one session per object (a dataclass with eq would be unhashable)
+
+    def __repr__(self) -> str:
+        return f"<ReadyGraph {self.arch} (onnxruntime, no torch)>"
+
+
+def _fill(template: dict, outputs):
+    """The recorded output structure (accelerate's template JSON) with ``outputs`` in its tensor places."""
+    if "tensor" in template:
+        return next(outputs)
+    if "mapping" in template:
+        return {key: _fill(value, outputs) for key, value in template["mapping"]}
+    if "sequence" in template:
+        items = [_fill(item, outputs) for item in template["items"]]
+        return tuple(items) if template["sequence"] == "tuple" else items
+    return template["value"]
