@@ -13,6 +13,10 @@ Torch is imported lazily (inside the functions), so importing the adapters stays
   (BatchNorm folded, channels_last, onnxruntime where measured faster), built once per (network,
   non-tensor arguments, tensor ranks and channels) and cached; ``MATTING_REFERENCE=1`` (or
   ``reference=True``) runs the reference forward instead, the official arithmetic.
+* :func:`load_network` is what an adapter whose network may run as a recorded onnxruntime graph
+  loads instead (:mod:`matting.models.runtime`): that graph when an earlier process exported and
+  checked it and nothing it depends on changed — no torch import, no network built — else
+  :func:`load_model`. :func:`run` takes either, with numpy arrays or tensors.
 * :func:`inference` is ``torch.inference_mode()``.
 * :func:`to_tensor` / :func:`plane` / :func:`rgb` convert between numpy H×W×C / H×W arrays and
   1×C×H×W float32 tensors.

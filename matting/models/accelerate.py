@@ -17,7 +17,9 @@ or any other implementation. Three backends:
   ``InferenceSession`` with :func:`threads` intra-op threads and spinning off. Right after an export
   the graph is checked against the reference forward at the example size and at a second size
   (example + the architecture's stride); a graph that differs by more than :data:`EXPORT_TOLERANCE`,
-  or an export that fails, falls back to ``"torch"`` with a warning.
+  or an export that fails, falls back to ``"torch"`` with a warning. A checked graph whose weights
+  file is known is also recorded in :mod:`matting.models.runtime`, so that a later process can run it
+  without importing torch (:func:`matting.adapters.torch_utils.load_network`).
 
 Which backend a network gets (``backend=None``): ``MATTING_BACKEND`` if set, else the architecture's
 measured preference (:attr:`matting.models.Architecture.fast_backend`, declared only where the model

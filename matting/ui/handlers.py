@@ -369,10 +369,12 @@ def render_composite(image, foreground, alpha, backdrop, colour, backdrop_file):
                                   colour or "#00b140", backdrop_file))
 
 
-def _map_gallery(result, error=None) -> list[tuple[np.ndarray, str]]:
+def _map_gallery(result, saved: dict, error=None) -> list[tuple]:
+    """The maps as gallery items: the PNGs ``save_result`` just wrote (Gradio would encode arrays again)."""
     items = []
     for name, item in result.maps.items():
-        items.append((u8(map_picture(item)), f"{name}: {item.description}"))
+        picture = saved.get(f"maps/{name}")
+        items.append((str(picture) if picture is not None else u8(map_picture(item)), f"{name}: {item.description}"))
     if error is not None:
         items.append((u8(visualise.colourise_error(error)), "|α − α_gt|: absolute error against the ground truth"))
     return items
@@ -452,7 +454,7 @@ def present_result(spec, image, result, inputs, ground_truth, backdrop, colour, 
         foreground=str(saved["foreground"]) if "foreground" in saved else None,
         composite=str(saved["composite"]),
         cutout=str(saved["cutout"]),
-        maps=_map_gallery(result, error),
+        maps=_map_gallery(result, saved, error),
         error_plot=plot_update,
         metrics=table_update,
         details=details,
