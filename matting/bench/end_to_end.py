@@ -28,7 +28,7 @@ imported = time.perf_counter()
 image = np.load(sys.argv[1])
 result = matting.run("u2netp", image, foreground=sys.argv[2])
 done = time.perf_counter()
-print(json.dumps({"import_s": imported - start, "first_run_s": done - imported}))
+print(json.dumps({"import_s": imported - start, "first_run_s": done - imported, "torch": "torch" in sys.modules}))
 """
 
 
@@ -118,8 +118,8 @@ def print_end_to_end(rounds: int = 10) -> None:
         print(f"| {key} | {1000 * statistics.median(times[key]):.0f} | {ratio:.2f} |")
 
     print("\n### First U²-NetP run in a fresh process (subprocess; 512² photo, foreground none)\n")
-    print("| cache, path | import s | first run s | process wall s |")
-    print("|---|---|---|---|")
+    print("| cache, path | import s | first run s | process wall s | torch imported |")
+    print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as empty_cache:
         cases = [
             ("empty cache (a new machine: conversion + export), fast", {"MATTING_CACHE_DIR": empty_cache}),
@@ -128,7 +128,8 @@ def print_end_to_end(rounds: int = 10) -> None:
         ]
         for label, environment in cases:
             result = fresh_process(image, environment)
-            print(f"| {label} | {result['import_s']:.2f} | {result['first_run_s']:.2f} | {result['wall_s']:.2f} |",
+            print(f"| {label} | {result['import_s']:.2f} | {result['first_run_s']:.2f} | {result['wall_s']:.2f} | "
+                  f"{'yes' if result['torch'] else 'no'} |",
                   flush=True)
 
 
