@@ -196,13 +196,12 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def save_png(path, array: np.ndarray, compress_level: int = 6) -> Path:
+def save_png(path, array: np.ndarray) -> Path:
     """Lossless PNG of an H×W, H×W×3 or H×W×4 array (float [0, 1] or uint8), written atomically: a reader
-    (or a concurrent writer of the same path) sees the old file or the whole new one, never a part.
-    ``compress_level`` is zlib's (0-9, Pillow's default 6); lower is faster and larger, the same pixels."""
+    (or a concurrent writer of the same path) sees the old file or the whole new one, never a part."""
     path = Path(path)
     buffer = io.BytesIO()
-    Image.fromarray(to_uint8(array)).save(buffer, format="PNG", compress_level=compress_level)
+    Image.fromarray(to_uint8(array)).save(buffer, format="PNG")
     return write_bytes_atomically(path, buffer.getvalue())
 
 
