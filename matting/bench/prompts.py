@@ -35,6 +35,9 @@ def save_random_sam(folder: Path, segmenter: str) -> Path:
 
     from ..models.sam import build_processor
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the table's output
     torch.manual_seed(0)
     SamModel(SamConfig(vision_config=VISION[segmenter])).eval().save_pretrained(folder, safe_serialization=True)
     build_processor().image_processor.save_pretrained(folder)
