@@ -106,3 +106,25 @@ def test_methods_tab_and_compare_list_the_new_methods():
     card = cards.method_card(__import__("matting").get("vitmatte"))
     assert "non-commercial" in card and "MIT" in card
     assert "vitmatte" in [value for _, value in compare.compare_choices()]
+
+
+def test_a_photo_is_decoded_once_for_all_its_clicks(app, tmp_path, monkeypatch):
+    """The click handlers decode, hash and shrink a photo once (the tab's photo cache); a changed file is
+    decoded again."""
+    from matting.ui import handlers, prompts_tab
+
+    image = np.random.default_rng(3).random((SIDE, SIDE + 8, 3)).astype(np.float32)
+    photo = str(io.save_png(tmp_path / "clicked.png", image))
+    decoded = []
+    original = handlers.load_photo
+    monkeypatch.setattr(handlers, "load_photo", lambda f: decoded.append(f) or original(f))
+    text = prompts_tab.EMPTY
+    for x, y in ((40, 40), (60, 30), (20, 70)):
+        text, _ = prompts_tab.on_add(photo, text, prompts_tab.POSITIVE, x, y, None)
+        picture, note = prompts_tab.on_mask(photo, text)
+    assert len(decoded) == 1 and "embedding reused" in note
+    assert np.asarray(Image.open(picture)).shape[:2] == (SIDE, SIDE + 8)  # the overlay: the preview's size
+    io.save_png(photo, image[::-1].copy())
+    os.utime(photo, ns=(os.stat(photo).st_atime_ns, os.stat(photo).st_mtime_ns + 10**9))
+    prompts_tab.on_mask(photo, text)
+    assert len(decoded) == 2

@@ -123,6 +123,33 @@ def test_sam_segment_equals_transformers_pipeline(use_tiny, scene, prompts, mult
     assert (found["mask"] == (reference > 0)).all()
 
 
+
+def test_sam_segment_at_another_size_is_the_same_post_processing(use_tiny, scene):
+    """The app's click asks for the mask at its preview size (and passes the photo's key): the same
+    transformers post-processing with that target size, and the best of three picked before it."""
+    image, _ = scene
+    parsed = P.validate(P.parse({"points": [[30, 20, 1]]}), image.shape)
+    bundle = sam_pipeline.load_segmenter()
+    image_u8 = (image * 255).round().astype(np.uint8)
+    key = sam_pipeline.image_key(image_u8)
+    found = sam_pipeline.segment(bundle, image, parsed, key=key, size=(32, 48))
+
+    from transformers import SamModel
+
+    from matting.models.sam import build_processor
+
+    folder = use_tiny["sam"].parent
+    model = SamModel.from_pretrained(str(folder), use_safetensors=True).eval()
+    processor = build_processor(folder)
+    encoded = processor(images=image_u8, input_points=[[[[30, 20]]]], input_labels=[[[1]]], return_tensors="pt")
+    with torch.no_grad():
+        output = model(**encoded, multimask_output=True)
+    masks = processor.post_process_masks(output.pred_masks, [(32, 48)], encoded["reshaped_input_sizes"],
+                                         binarize=False)[0]
+    reference = masks[0, int(output.iou_scores[0, 0].argmax())].numpy()
+    assert found["logits"].shape == (32, 48)
+    assert float(np.abs(found["logits"] - reference).max()) <= 1e-6
+
 def test_sam_embedding_is_computed_once_per_photo(use_tiny, scene):
     image, _ = scene
     bundle = sam_pipeline.load_segmenter()

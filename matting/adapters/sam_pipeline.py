@@ -58,17 +58,24 @@ def image_key(image_u8: np.ndarray) -> str:
     return hashlib.sha1(image_u8.tobytes() + repr(image_u8.shape).encode()).hexdigest()
 
 
-def embedding(bundle, image: np.ndarray) -> tuple[dict, bool]:
-    """The cached image embedding of ``image`` (float in [0, 1] or uint8) and whether it was reused."""
-    image_u8 = to_uint8(np.asarray(image))
-    key = image_key(image_u8)
+def embedding(bundle, image: np.ndarray, key: str | None = None) -> tuple[dict, bool]:
+    """The cached image embedding of ``image`` (float in [0, 1] or uint8) and whether it was reused.
+
+    ``key`` is :func:`image_key` of the 8-bit image when the caller already has it (the app keeps it
+    with the decoded photo): hashing a 12-megapixel photo on every click is not free."""
+    image_u8 = None
+    if key is None:
+        image_u8 = to_uint8(np.asarray(image))
+        key = image_key(image_u8)
     with bundle.lock:
         entry = bundle.embeddings.get(key)
         if entry is not None:
             bundle.embeddings.move_to_end(key)
             return entry, True
+    if image_u8 is None:
+        image_u8 = to_uint8(np.asarray(image))
     encoded = bundle.processor.image_processor(images=image_u8, return_tensors="pt")
-    with torch_utils.inference():
+    with torch_utils.library_forward():
         embeddings = bundle.model.get_image_embeddings(encoded["pixel_values"].to(bundle.device))
     entry = {"embeddings": embeddings, "original_size": tuple(int(v) for v in encoded["original_sizes"][0]),
              "reshaped_size": tuple(int(v) for v in encoded["reshaped_input_sizes"][0])}
@@ -90,14 +97,20 @@ def _scaled(coords: np.ndarray, entry: dict) -> np.ndarray:
     return coords
 
 
-def segment(bundle, image: np.ndarray, prompts, multimask: bool = True) -> dict:
+def segment(bundle, image: np.ndarray, prompts, multimask: bool = True, key: str | None = None,
+            size: tuple[int, int] | None = None) -> dict:
     """SAM on one photo and its prompts: ``logits`` (H×W float32 at the photo's size), ``mask`` (bool,
     logits > 0), ``score`` (SAM's predicted IoU), ``reused`` (whether the embedding came from the cache)
-    and ``seconds``."""
+    and ``seconds``.
+
+    ``key``: the photo's :func:`image_key`, if known. ``size`` (height, width): the logits at that size
+    instead of the photo's, by the same post-processing with another target size (the app's click
+    overlay asks for its preview size, so a click on a large photo does not resize a mask to every
+    pixel of it)."""
     import torch
 
     start = time.perf_counter()
-    entry, reused = embedding(bundle, image)
+    entry, reused = embedding(bundle, image, key)
     device = bundle.device
     kwargs = {}
     if prompts.points:
@@ -109,13 +122,16 @@ def segment(bundle, image: np.ndarray, prompts, multimask: bool = True) -> dict:
         box = _scaled(np.array(prompts.box).reshape(2, 2), entry).reshape(4)
         kwargs["input_boxes"] = torch.tensor(box[None, None], dtype=torch.float64).to(device)
     several = bool(multimask and len(prompts.points) == 1 and prompts.box is None)
-    with torch_utils.inference():
+    with torch_utils.library_forward():
         output = bundle.model(image_embeddings=entry["embeddings"], multimask_output=several, **kwargs)
-        masks = bundle.processor.post_process_masks(
-            output.pred_masks.cpu(), [entry["original_size"]], [entry["reshaped_size"]], binarize=False)[0]
-    scores = output.iou_scores[0, 0].to("cpu", torch.float32).numpy()
-    best = int(np.argmax(scores))
-    logits = masks[0, best].to(torch.float32).numpy().copy()
+        scores = output.iou_scores[0, 0].to("cpu", torch.float32).numpy()
+        best = int(np.argmax(scores))
+        # Only the kept mask is post-processed (each mask is resized on its own, so it is the same
+        # mask): resizing all three to a large photo cost more than the decoder itself.
+        chosen = output.pred_masks[:, :, best:best + 1].cpu()
+        target = tuple(int(v) for v in size) if size is not None else entry["original_size"]
+        masks = bundle.processor.post_process_masks(chosen, [target], [entry["reshaped_size"]], binarize=False)[0]
+    logits = masks[0, 0].to(torch.float32).numpy().copy()
     return {"logits": logits, "mask": logits > 0.0, "score": float(scores[best]), "reused": reused,
             "seconds": time.perf_counter() - start}
 

@@ -46,7 +46,7 @@ def predict(bundle, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, 
     height, width = image.shape[:2]
     encoded = bundle.processor(images=to_uint8(image), trimaps=trimap, return_tensors="pt")
     pixel_values = encoded["pixel_values"].to(bundle.device)
-    with torch_utils.inference():
+    with torch_utils.library_forward():
         alphas = bundle.model(pixel_values=pixel_values).alphas
     raw = alphas[0, 0, :height, :width].to("cpu", torch_utils.torch_float32()).numpy().copy()
     return raw, (int(pixel_values.shape[-1]), int(pixel_values.shape[-2]))

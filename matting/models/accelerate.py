@@ -218,7 +218,7 @@ def _reference(model):
     return Accelerated(model, "reference", run)
 
 
-def _with_threads(count: int):
+def threads_context(count: int):
     """Context: torch at ``count`` intra-op threads, restored afterwards."""
     class _Threads:
         def __enter__(self):
@@ -245,7 +245,7 @@ def _torch(model, example_inputs, note: str = "") -> Accelerated:
     count = threads()
 
     def run(*args):
-        with _with_threads(count), torch.inference_mode():
+        with threads_context(count), torch.inference_mode():
             return _contiguous(folded(*_channels_last(args)))
 
     return Accelerated(model, "torch", run, note)

@@ -38,9 +38,10 @@ there is no import cycle (``tests/test_weights.py`` checks)::
     reach       offline switch, host probe, unreachable-host memory       <- manifest, _fs
     pins        sha256 of files, expected_sha256, local pins              <- manifest, _fs
     store       use_file, status, usable, path (where a file is)          <- manifest, pins, _fs
-    sources     the url / hf / pip_wheel transports                       <- manifest, _fs
+    hf_model    hf_model container: revision and config pins, model folder <- pins, manifest
+    sources     the url / hf / pip_wheel transports                       <- manifest, hf_model, _fs
     download    fetch, fetch_default, fetch_all, require, install         <- store, pins, sources, reach, ...
-    verify      Verification, verify                                      <- store, pins, manifest
+    verify      Verification, verify                                      <- store, pins, manifest, hf_model
     read        read_checkpoint, container_for                            <- manifest, _fs
     cli         the command line                                          <- download, verify, ...; matting.models
 """

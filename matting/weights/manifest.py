@@ -50,6 +50,8 @@ class Source:
     member: str | None = None
     pip_args: tuple[str, ...] = ()
     citation: str | None = None
+    # hf sources of hf_model checkpoints: the sha256 of config.json / preprocessor_config.json at the revision
+    companion_sha256: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def describe(self) -> str:
         if self.kind == "url":
@@ -231,6 +233,14 @@ def _entry_problems(item: dict) -> list[str]:
                 problems.append(f"source {number}: 'pip_args' must be a list of strings")
         if kind == "url" and not str(source.get("url", "")).startswith(("https://", "http://")):
             problems.append(f"source {number}: 'url' must be http(s)")
+        companions = source.get("companion_sha256", {})
+        if not (isinstance(companions, dict) and all(
+                isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v)
+                for k, v in companions.items())):
+            problems.append(f"source {number}: 'companion_sha256' must map file names to 64 lowercase hex digits")
+        if kind == "hf" and item.get("container") == "hf_model" and source.get("revision") is not None and not (
+                isinstance(source["revision"], str) and source["revision"].strip()):
+            problems.append(f"source {number}: 'revision' must be a commit, a branch or a ref")
     return problems
 
 
@@ -238,7 +248,8 @@ def _entry_from_json(item: dict) -> Entry:
     sources = tuple(
         Source(kind=s["kind"], url=s.get("url"), repo_id=s.get("repo_id"), filename=s.get("filename"),
                revision=s.get("revision"), requirement=s.get("requirement"), member=s.get("member"),
-               pip_args=tuple(s.get("pip_args", ())), citation=s.get("citation"))
+               pip_args=tuple(s.get("pip_args", ())), citation=s.get("citation"),
+               companion_sha256=MappingProxyType(dict(s.get("companion_sha256", {}))))
         for s in item["sources"])
     return Entry(
         id=item["id"], arch=item["arch"], variant=item["variant"], description=item["description"],

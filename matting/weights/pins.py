@@ -73,3 +73,17 @@ def sha256_file(path: Path, use_cache: bool = True) -> str:
 def _remember_sha256(path: Path, digest: str) -> None:
     """Record the digest of a file just installed under ``path`` (it was hashed as its .part)."""
     _hash_cache[_cache_key(path)] = digest
+
+
+def read_pin(key: str) -> dict | None:
+    """The pin stored under ``key`` (a checkpoint id, or ``hf:<repo id>`` for the revision and config
+    files of a Hugging Face checkpoint, :mod:`.hf_model`), or None."""
+    pin = _read_pins().get(key)
+    return pin if isinstance(pin, dict) else None
+
+
+def write_pin(key: str, record: dict) -> None:
+    """Store ``record`` (with the time) under ``key`` in the local pins file."""
+    pins = _read_pins()
+    pins[key] = {**record, "pinned_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    write_text_atomically(pins_path(), json.dumps(pins, indent=2, sort_keys=True) + "\n")

@@ -138,10 +138,15 @@ def fetch_hf(item: Entry, source: Source, target: Path, report, local_only: bool
     # Read the variable here: huggingface_hub only reads it when it is first imported.
     hub_offline = env_flag("HF_HUB_OFFLINE")
     offline = hub_offline or local_only
+    revision = source.revision
+    if item.container == "hf_model":  # a branch is asked for at the commit it was first resolved to
+        from .hf_model import revision_to_fetch
+
+        revision = revision_to_fetch(source.repo_id, source.revision)
     try:
         # The host answered a probe (download.fetch) before this is called, so a short metadata timeout
         # is enough; the client's own bar is silent and forwards to ours.
-        cached = hf_hub_download(source.repo_id, source.filename, revision=source.revision,
+        cached = hf_hub_download(source.repo_id, source.filename, revision=revision,
                                  local_files_only=offline, etag_timeout=HF_ETAG_TIMEOUT_S,
                                  tqdm_class=_forwarding_tqdm(report))
     except LocalEntryNotFoundError:
@@ -152,16 +157,17 @@ def fetch_hf(item: Entry, source: Source, target: Path, report, local_only: bool
     except RepositoryNotFoundError:
         raise _SourceFailed("no such repository on the Hugging Face Hub (or it is private)") from None
     except RevisionNotFoundError:
-        raise _SourceFailed(f"no revision {source.revision!r} in that repository") from None
+        raise _SourceFailed(f"no revision {revision!r} in that repository") from None
     except EntryNotFoundError:
         raise _SourceFailed("no such file in that repository") from None
     except Exception as exc:  # the hub client raises many types (HTTP, offline mode, timeouts)
         raise _SourceFailed(short_reason(exc)) from None
-    if item.container == "hf_model":  # its config files too, from the same repository and revision
-        from .hf_model import fetch_companions
+    if item.container == "hf_model":  # its config files too, from the same repository and commit
+        from .hf_model import commit_of, fetch_companions
 
+        commit = commit_of(cached, source.filename) or revision
         try:
-            fetch_companions(source.repo_id, source.revision, offline)
+            fetch_companions(source.repo_id, commit, offline, requested=source.revision or "main")
         except LookupError as exc:
             raise _SourceFailed(str(exc)) from None
     part = part_path(target)

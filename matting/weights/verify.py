@@ -53,5 +53,23 @@ def verify(checkpoint_id: str) -> Verification:
                             f"no published checksum; pinned now in {pins_path()}")
     if digest != expected:
         return Verification(item.id, "corrupt", target, digest, expected, "sha256 mismatch")
+    problem = _companion_problem(item)
+    if problem:
+        return Verification(item.id, "corrupt", target, digest, expected, problem)
     return Verification(item.id, "present", target, digest, expected)
+
+
+def _companion_problem(item) -> str | None:
+    """For a Hugging Face checkpoint: whether its fetched config files are still the ones pinned."""
+    from ..errors import MattingError
+    from .hf_model import companion_dir, verify_companions
+
+    repo_id = item.model_kwargs.get("repo_id") if item.container == "hf_model" else None
+    if not repo_id or not (companion_dir(repo_id) / "config.json").is_file():
+        return None
+    try:
+        verify_companions(repo_id, companion_dir(repo_id))
+    except MattingError as exc:
+        return str(exc)
+    return None
 
