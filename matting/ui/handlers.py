@@ -18,7 +18,6 @@ import numpy as np
 import gradio as gr
 
 from .. import composite, export, io, metrics, trimap, visualise
-from ..visualise import map_picture
 from ..errors import MattingError
 from ..registry import get, methods
 from ..runner import run
@@ -373,8 +372,7 @@ def _map_gallery(result, saved: dict, error=None) -> list[tuple]:
     """The maps as gallery items: the PNGs ``save_result`` just wrote (Gradio would encode arrays again)."""
     items = []
     for name, item in result.maps.items():
-        picture = saved.get(f"maps/{name}")
-        items.append((str(picture) if picture is not None else u8(map_picture(item)), f"{name}: {item.description}"))
+        items.append((str(saved[f"maps/{name}"]), f"{name}: {item.description}"))
     if error is not None:
         items.append((u8(visualise.colourise_error(error)), "|α − α_gt|: absolute error against the ground truth"))
     return items
