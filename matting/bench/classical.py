@@ -210,6 +210,8 @@ def main(argv=None) -> int:
         for method_id in methods:  # warm-up: numba kernels and imports stay out of the timings
             for solver in ("pymatting", args.solver):
                 _timed_run(method_id, image[crop], trimaps["trimap1"][crop], solver=solver)
+            if method_id != "random_walk":  # the strokes path's kernels (a crop this small would go 'direct')
+                _timed_run(method_id, image[crop], trimaps["strokes"][crop], solver="multigrid")
         print(f"{len(samples)} images from {data}, methods {', '.join(methods)}")
         for method_id in methods:
             for trimap_set in args.trimaps:
