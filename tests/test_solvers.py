@@ -159,15 +159,14 @@ def test_jacobi_spectral_radius_approaches_the_exact_one_from_below():
 def test_multigrid_preconditioner_is_symmetric_and_cuts_iterations():
     """CG needs a symmetric M; in float32 it is so up to float32 rounding. On strokes it must do the
     work of a two-level method: tens of iterations, where Jacobi-preconditioned CG needs many hundreds."""
-    image, system = _strokes_system(180, 200)
+    image, system = _strokes_system()
     M = solvers.multigrid_preconditioner(system.A, image, system.unknown)
     rng = np.random.default_rng(1)
     u, v = rng.standard_normal((2, system.A.shape[0]))
     assert abs(u @ M(v) - v @ M(u)) < 1e-5 * np.linalg.norm(u) * np.linalg.norm(M(v))
     assert u @ M(u) > 0
-    counts = {}
-    for name, precondition in (("multigrid", M), ("jacobi", lambda r: r / system.A.diagonal())):
-        count = solvers._IterationCounter()
-        solvers.solve(system, precondition, rtol=1e-7, maxiter=5000, callback=count)
-        counts[name] = count.n
-    assert counts["multigrid"] < 40 and counts["multigrid"] * 10 < counts["jacobi"], counts
+    count = solvers._IterationCounter()
+    solvers.solve(system, M, rtol=1e-7, maxiter=5000, callback=count)
+    assert count.n < 40
+    with pytest.raises(ValueError, match="did not converge"):
+        solvers.solve(system, lambda r: r / system.A.diagonal(), rtol=1e-7, maxiter=10 * count.n)
