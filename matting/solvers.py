@@ -28,7 +28,7 @@ This module replaces that with three pieces, one function per concern:
     pymatting's geometric ``vcycle``) CG needs hundreds of iterations on the closed-form
     Laplacian; with the four colour-affine candidates it needs tens. Smoother: symmetric
     Gauss–Seidel; coarse level: sparse LU; the cycle in float32 (it is only a preconditioner).
-* :func:`solve` – preconditioned CG (pymatting's ``cg``, same stopping rule ``‖r‖ ≤ rtol ‖b‖``)
+* :func:`solve` – preconditioned CG (pymatting's ``cg`` algorithm, same stopping rule ``‖r‖ ≤ rtol ‖b‖``)
   from an initial guess.
 """
 from __future__ import annotations
@@ -225,16 +225,18 @@ def jacobi_spectral_radius(A, steps: int = 10, seed: int = 0) -> float:
     non-symmetric D⁻¹A (restarted Arnoldi, up to 75 products) cost as much as the rest of the
     set-up; the prolongation smoother only needs ρ to a few per cent, which ten steps give.
     """
+    from .cg import dot  # serial: BLAS's threaded dot is slower than the product on a busy machine
+
     d = A.diagonal()
     v = np.random.default_rng(seed).standard_normal(A.shape[0])
-    v /= np.sqrt(v @ (d * v))
+    v /= np.sqrt(dot(v, d * v))
     alphas, betas, previous, beta = [], [], np.zeros_like(v), 0.0
     for _ in range(min(steps, A.shape[0])):
         u = (A @ v) / d - beta * previous
-        alpha = float(u @ (d * v))
+        alpha = dot(u, d * v)
         u -= alpha * v
         alphas.append(alpha)
-        beta = float(np.sqrt(max(u @ (d * u), 0.0)))
+        beta = float(np.sqrt(max(dot(u, d * u), 0.0)))
         if beta <= 1e-12 * abs(alpha):
             break
         betas.append(beta)
@@ -302,8 +304,9 @@ def solve(system: ReducedSystem, M, x0=None, rtol: float = 1e-7, maxiter: int = 
     """Preconditioned CG (pymatting's, same stopping rule ‖b − Ax‖ ≤ rtol ‖b‖) from ``x0``.
 
     Raises ValueError('... did not converge ...') like pymatting when ``maxiter`` is exhausted.
+    :func:`matting.cg.cg` is pymatting's iteration with compiled vector kernels (see there why).
     """
-    from pymatting.solver.cg import cg
+    from .cg import cg
 
     if system.A.shape[0] == 0:
         return np.zeros(0)

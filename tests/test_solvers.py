@@ -171,3 +171,26 @@ def test_multigrid_preconditioner_is_symmetric_and_cuts_iterations():
     assert count.n < 40
     with pytest.raises(ValueError, match="did not converge"):
         solvers.solve(system, lambda r: r / system.A.diagonal(), rtol=1e-7, maxiter=10 * count.n)
+
+
+def test_own_cg_follows_pymatting_cg_step_for_step():
+    from pymatting.solver.cg import cg as pymatting_cg
+
+    from matting.cg import cg
+
+    image, system = _strokes_system(60, 70)
+    M = solvers.multigrid_preconditioner(system.A, image, system.unknown)
+    x0 = np.random.default_rng(2).random(system.A.shape[0])
+    history = {}
+    for name, solver in (("pymatting", pymatting_cg), ("ours", cg)):
+        norms = []
+        x = solver(system.A, system.b, x0=x0, M=M, rtol=1e-9, callback=lambda A, x, b, nb, r, nr: norms.append(nr))
+        history[name] = (x, np.array(norms))
+    assert len(history["ours"][1]) == len(history["pymatting"][1])
+    np.testing.assert_allclose(history["ours"][1], history["pymatting"][1], rtol=1e-6)
+    np.testing.assert_allclose(history["ours"][0], history["pymatting"][0], atol=1e-10)
+    with pytest.raises(ValueError, match="did not converge within 3 iterations"):
+        cg(system.A, system.b, M=M, rtol=1e-12, maxiter=3)
+    assert np.array_equal(cg(system.A, system.b, x0=history["ours"][0], rtol=1e-3), history["ours"][0])
+    # b = 0 (background strokes only): x = 0 at once, where pymatting's strict test divides by zero.
+    assert not cg(system.A, np.zeros_like(system.b), M=M).any()
