@@ -10,6 +10,7 @@ for near-zero SADs). Random walk is solved only with 'direct' (see solvers.auto_
 """
 import numpy as np
 import pytest
+import scipy.sparse
 
 import matting
 from matting import metrics, solvers
@@ -33,11 +34,15 @@ def _sad(alpha, composite, trimap):
     return metrics.sad(alpha, composite.alpha, trimap=trimap)
 
 
-def test_closed_form_system_equals_pymatting_laplacian_restricted(composite):
+@pytest.mark.parametrize("constraints", ("band", "strokes"))
+def test_closed_form_system_equals_pymatting_laplacian_restricted(composite, constraints):
     from matting import _pymatting  # noqa: F401  (numba cache directory)
     from pymatting.laplacian.cf_laplacian import cf_laplacian
 
-    trimap = composite.trimap(band=4) / 255.0
+    trimap = composite.trimap(band=4)
+    # Strokes: unknown pixels on every image border and known ones scattered, so the gather meets
+    # every case (columns outside the image, known background, known foreground, unknown).
+    trimap = (strokes_from_trimap(trimap, fraction=0.10) if constraints == "strokes" else trimap) / 255.0
     _, known, _ = solvers.split_trimap(trimap)
     image = composite.image.astype(np.float64)
     reference = solvers.reduced_system(cf_laplacian(image, 1e-7, 1, is_known=known.reshape(trimap.shape)), trimap)
@@ -107,3 +112,85 @@ def test_auto_choice_follows_region_size_and_shape():
     assert solvers.auto_choice(system(50_000, 400_000)) == "direct"
     assert solvers.auto_choice(system(200_000, 400_000)) == "ichol"
     assert solvers.auto_choice(system(360_000, 400_000)) == "multigrid"
+
+
+def _strokes_system(height=120, width=140, seed=3):
+    composite = make_composite(height, width, edge=4.0, hole_fraction=0.3, seed=seed)
+    trimap = strokes_from_trimap(composite.trimap(band=4), fraction=0.10) / 255.0
+    image = composite.image.astype(np.float64)
+    return image, solvers.closed_form_system(image, trimap)
+
+
+def test_tentative_prolongator_orthonormal_blocks_without_dependent_columns():
+    from pyamg.aggregation import fit_candidates
+
+    image, system = _strokes_system()
+    h, w = image.shape[:2]
+    image[:12, :12] = (0.2, 0.4, 0.6)  # flat tiles: R, G, B depend on 1 there
+    candidates = solvers.colour_affine_candidates(image, system.unknown)
+    T = solvers.tentative_prolongator(image.shape, system.unknown, candidates, block=6)
+    np.testing.assert_allclose((T.T @ T).toarray(), np.eye(T.shape[1]), atol=1e-12)
+    # Candidates lie in its range (exactly what the coarse level must represent) ...
+    np.testing.assert_allclose(T @ (T.T @ candidates), candidates, atol=1e-9)
+    # ... and each row belongs to one tile; the flat tiles in the corner keep one column each.
+    assert np.all(np.diff(T.indptr) <= 4)
+    y, x = np.divmod(np.flatnonzero(system.unknown), w)
+    corner = (y < 12) & (x < 12)
+    assert np.all(np.diff(T.indptr)[corner] == 1)
+    # Same coarse space as pyamg's fit_candidates on the same aggregates (its zero columns aside; a
+    # column more or less would differ by O(0.1), nearly dependent smooth-texture tiles by ~1e-8).
+    tiles = (y // 6) * ((w + 5) // 6) + x // 6
+    _, aggregate = np.unique(tiles, return_inverse=True)
+    n = aggregate.size
+    aggregates = scipy.sparse.csr_matrix((np.ones(n), (np.arange(n), aggregate)), shape=(n, aggregate.max() + 1))
+    Q, _ = fit_candidates(aggregates, candidates)
+    v = np.random.default_rng(0).standard_normal(n)
+    np.testing.assert_allclose(T @ (T.T @ v), Q @ (Q.T @ v), atol=1e-6)
+
+
+def test_jacobi_spectral_radius_approaches_the_exact_one_from_below():
+    _, system = _strokes_system(30, 36)
+    A = system.A.toarray()
+    scale = 1.0 / np.sqrt(np.diag(A))
+    exact = np.linalg.eigvalsh(A * scale[:, None] * scale[None, :])[-1]  # the spectrum of D⁻¹A
+    assert solvers.jacobi_spectral_radius(system.A, steps=8) <= exact * (1 + 1e-9)
+    assert solvers.jacobi_spectral_radius(system.A, steps=100) == pytest.approx(exact, rel=1e-4)
+
+
+def test_multigrid_preconditioner_is_symmetric_and_cuts_iterations():
+    """CG needs a symmetric M; in float32 it is so up to float32 rounding. On strokes it must do the
+    work of a two-level method: tens of iterations, where Jacobi-preconditioned CG needs many hundreds."""
+    image, system = _strokes_system()
+    M = solvers.multigrid_preconditioner(system.A, image, system.unknown)
+    rng = np.random.default_rng(1)
+    u, v = rng.standard_normal((2, system.A.shape[0]))
+    assert abs(u @ M(v) - v @ M(u)) < 1e-5 * np.linalg.norm(u) * np.linalg.norm(M(v))
+    assert u @ M(u) > 0
+    count = solvers._IterationCounter()
+    solvers.solve(system, M, rtol=1e-7, maxiter=5000, callback=count)
+    assert count.n < 40
+    with pytest.raises(ValueError, match="did not converge"):
+        solvers.solve(system, lambda r: r / system.A.diagonal(), rtol=1e-7, maxiter=10 * count.n)
+
+
+def test_own_cg_follows_pymatting_cg_step_for_step():
+    from pymatting.solver.cg import cg as pymatting_cg
+
+    from matting.cg import cg
+
+    image, system = _strokes_system(60, 70)
+    M = solvers.multigrid_preconditioner(system.A, image, system.unknown)
+    x0 = np.random.default_rng(2).random(system.A.shape[0])
+    history = {}
+    for name, solver in (("pymatting", pymatting_cg), ("ours", cg)):
+        norms = []
+        x = solver(system.A, system.b, x0=x0, M=M, rtol=1e-9, callback=lambda A, x, b, nb, r, nr: norms.append(nr))
+        history[name] = (x, np.array(norms))
+    assert len(history["ours"][1]) == len(history["pymatting"][1])
+    np.testing.assert_allclose(history["ours"][1], history["pymatting"][1], rtol=1e-6)
+    np.testing.assert_allclose(history["ours"][0], history["pymatting"][0], atol=1e-10)
+    with pytest.raises(ValueError, match="did not converge within 3 iterations"):
+        cg(system.A, system.b, M=M, rtol=1e-12, maxiter=3)
+    assert np.array_equal(cg(system.A, system.b, x0=history["ours"][0], rtol=1e-3), history["ours"][0])
+    # b = 0 (background strokes only): x = 0 at once, where pymatting's strict test divides by zero.
+    assert not cg(system.A, np.zeros_like(system.b), M=M).any()

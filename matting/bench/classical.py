@@ -94,42 +94,65 @@ def _timed_run(method_id: str, image, trimap, **params):
     return result.alpha, seconds, "PERFORMANCE WARNING" in printed.getvalue()
 
 
-def compare_solvers(method_id: str, samples: list, trimap_set: str, solver: str = "auto") -> list[dict]:
-    """Per image: reference (solver='pymatting') and ours (``solver``), interleaved, same process."""
+def compare_solvers(method_id: str, samples: list, trimap_set: str, solver: str = "auto",
+                    reference: bool = True, on_row=None) -> list[dict]:
+    """Per image: reference (solver='pymatting') and ours (``solver``), interleaved, same process.
+
+    ``reference=False`` runs ours only (the reference's fields are None); ``on_row(row)`` is called
+    as each image finishes, so a long run shows its rows as it goes.
+    """
     rows = []
     for index, (name, image, trimaps, gt) in enumerate(samples):
         trimap = trimaps[trimap_set]
-        order = (("pymatting", "ours"), ("ours", "pymatting"))[index % 2]
+        order = (("pymatting", "ours"), ("ours", "pymatting"))[index % 2] if reference else ("ours",)
         got = {}
         for who in order:
             got[who] = _timed_run(method_id, image, trimap, solver="pymatting" if who == "pymatting" else solver)
         sad = {who: metrics.sad(got[who][0], gt, trimap=trimap) for who in got}
-        rows.append({
-            "image": name, "unknown": int((trimap == 128).sum()),
-            "sad_ref": sad["pymatting"], "sad": sad["ours"],
-            "sad_change": 100.0 * (sad["ours"] - sad["pymatting"]) / max(sad["pymatting"], 1e-12),
-            "s_ref": got["pymatting"][1], "s": got["ours"][1], "ratio": got["ours"][1] / got["pymatting"][1],
-            "warn_ref": got["pymatting"][2], "warn": got["ours"][2],
-        })
+        row = {"image": name, "unknown": int((trimap == 128).sum()), "sad": sad["ours"], "s": got["ours"][1],
+               "warn": got["ours"][2], "sad_ref": None, "sad_change": None, "s_ref": None, "ratio": None,
+               "warn_ref": None}
+        if reference:
+            row.update(sad_ref=sad["pymatting"], s_ref=got["pymatting"][1], warn_ref=got["pymatting"][2],
+                       sad_change=100.0 * (sad["ours"] - sad["pymatting"]) / max(sad["pymatting"], 1e-12),
+                       ratio=got["ours"][1] / got["pymatting"][1])
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
     return rows
 
 
-def print_comparison(method_id: str, trimap_set: str, rows: list[dict]) -> None:
+def print_comparison_header(method_id: str, trimap_set: str) -> None:
     print(f"\n{method_id}, {trimap_set}: pymatting's solver vs ours (SAD ×10³, seconds)")
     header = (f"{'image':<10}{'unknown':>9}{'SAD ref':>10}{'SAD ours':>10}{'ΔSAD %':>8}{'s ref':>8}"
               f"{'s ours':>8}{'ratio':>7}  warnings ref/ours")
     print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(f"{r['image'][:-4]:<10}{r['unknown']:>9}{r['sad_ref']:>10.3f}{r['sad']:>10.3f}{r['sad_change']:>+8.2f}"
-              f"{r['s_ref']:>8.2f}{r['s']:>8.2f}{r['ratio']:>7.3f}  {'W' if r['warn_ref'] else '-'}/"
-              f"{'W' if r['warn'] else '-'}", flush=True)
-    ratios = np.array([r["ratio"] for r in rows])
-    worse = [r["image"][:-4] for r in rows if r["sad_change"] > 0.5]
+    print("-" * len(header), flush=True)
+
+
+def print_comparison_row(r: dict) -> None:
+    def number(value, fmt):
+        return "—" if value is None else format(value, fmt)
+
+    warn_ref = "·" if r["warn_ref"] is None else "W" if r["warn_ref"] else "-"
+    print(f"{r['image'][:-4]:<10}{r['unknown']:>9}{number(r['sad_ref'], '.3f'):>10}{r['sad']:>10.3f}"
+          f"{number(r['sad_change'], '+.2f'):>8}{number(r['s_ref'], '.2f'):>8}{r['s']:>8.2f}"
+          f"{number(r['ratio'], '.3f'):>7}  {warn_ref}/{'W' if r['warn'] else '-'}", flush=True)
+
+
+def print_comparison_summary(rows: list[dict]) -> None:
+    compared = [r for r in rows if r["ratio"] is not None]
+    print(f"median s ours {np.median([r['s'] for r in rows]):.2f}; warnings ours {sum(r['warn'] for r in rows)}",
+          flush=True)
+    if not compared:
+        return
+    ratios = np.array([r["ratio"] for r in compared])
+    worse = [r["image"][:-4] for r in compared if r["sad_change"] > 0.5]
     print(f"median ratio {np.median(ratios):.3f} (min {ratios.min():.3f}, max {ratios.max():.3f}); "
-          f"median s ref {np.median([r['s_ref'] for r in rows]):.2f}, ours {np.median([r['s'] for r in rows]):.2f}; "
-          f"SAD > +0.5 %: {', '.join(worse) or 'none'}; warnings ref {sum(r['warn_ref'] for r in rows)}, "
-          f"ours {sum(r['warn'] for r in rows)}", flush=True)
+          f"median s ref {np.median([r['s_ref'] for r in compared]):.2f}, "
+          f"ours {np.median([r['s'] for r in compared]):.2f}; "
+          f"SAD > +0.5 %: {', '.join(worse) or 'none'}; warnings ref {sum(r['warn_ref'] for r in compared)}, "
+          f"ours {sum(r['warn'] for r in compared)}", flush=True)
 
 
 def bench_method(method_id: str, samples: list, trimap_set: str) -> dict:
@@ -195,6 +218,8 @@ def main(argv=None) -> int:
                         help="our solver set-up compared against pymatting's")
     parser.add_argument("--limit", type=int, help="only the first N images")
     parser.add_argument("--images", nargs="+", help="only these images (e.g. GT04 GT14)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="solver comparison: our solver only (time, SAD, warnings), without pymatting's")
     parser.add_argument("--overhead", action="store_true",
                         help="our overhead against direct pymatting calls instead of the solver comparison")
     args = parser.parse_args(argv)
@@ -208,12 +233,17 @@ def main(argv=None) -> int:
         _, image, trimaps, _ = samples[0]
         crop = np.s_[::8, ::8]  # the whole image at 1/8 scale: all three trimap regions, a small system
         for method_id in methods:  # warm-up: numba kernels and imports stay out of the timings
-            for solver in ("pymatting", args.solver):
+            for solver in ("pymatting", args.solver)[args.no_reference:]:
                 _timed_run(method_id, image[crop], trimaps["trimap1"][crop], solver=solver)
+            if method_id != "random_walk":  # the strokes path's kernels (a crop this small would go 'direct')
+                _timed_run(method_id, image[crop], trimaps["strokes"][crop], solver="multigrid")
         print(f"{len(samples)} images from {data}, methods {', '.join(methods)}")
         for method_id in methods:
             for trimap_set in args.trimaps:
-                print_comparison(method_id, trimap_set, compare_solvers(method_id, samples, trimap_set, args.solver))
+                print_comparison_header(method_id, trimap_set)
+                print_comparison_summary(compare_solvers(method_id, samples, trimap_set, args.solver,
+                                                         reference=not args.no_reference,
+                                                         on_row=print_comparison_row))
         return 0
     args.methods = args.methods or list(METHODS)
     # Warm-up: numba kernels load from the cache on first use; keep that out of the timings.
