@@ -9,7 +9,8 @@ or any other implementation. Three backends:
 * ``"torch"`` — BatchNorms folded into their convolutions (:func:`matting.models.fuse.fold_batchnorm`)
   and model and 4-D inputs in ``torch.channels_last``, under ``inference_mode``, at
   :func:`threads` threads. Works for every network (data-dependent ones such as BGMv2's
-  sampling refiner included): the default.
+  sampling refiner included): the default. An architecture with a ``fast_module``
+  (:attr:`matting.models.Architecture.fast_module`) runs that module instead, as given.
 * ``"onnxruntime"`` — the port exported once with ``torch.onnx.export`` (TorchScript exporter, opset 17,
   dynamic batch and spatial axes so one file serves every input size), cached as
   ``<cache dir>/onnx/<arch>-<weights sha256>-<signature>.onnx`` (the signature covers the non-tensor
@@ -27,9 +28,11 @@ benchmark found onnxruntime faster), else ``"torch"``. onnxruntime is used on th
 
 Measured (``python -m matting.bench models``, 2 shared cores): onnxruntime is declared for U²-NetP
 and MODNet (0.2–0.5× the reference forward, |Δ| ≤ 3e-5), and for U²-Net, the same code at 4× the
-width, by analogy (not timed yet). DIM stays on ``"torch"``: the
-TorchScript export fails on ``max_unpool2d(..., output_size=skip.shape)`` (a tensor condition in
-torch's size check), so there is no graph to time. BGMv2's refiner stays on ``"torch"``: its sampling
+width, by analogy (not timed yet). DIM stays on ``"torch"`` with its own ``fast_module``: NCHW, and its
+large convolutions by NNPACK's FFT (:mod:`matting.models.fft_conv`), 0.5–0.6× the reference at
+320² and 608×800, |Δ| ≤ 1e-5 on the fidelity input; onnxruntime, with an export-friendly
+pool-with-indices/unpool (the TorchScript export of ``max_unpool2d(..., output_size=skip.shape)``
+fails), measured only 0.9× (its convolutions are oneDNN's speed). BGMv2's refiner stays on ``"torch"``: its sampling
 mode picks patches with a data-dependent top-k and scatters them back, which the tracer would bake in
 at the example's size; not exported (not measured), the torch backend is exact to float32 rounding.
 
@@ -239,14 +242,17 @@ def _channels_last(args):
 
 
 def _torch(model, example_inputs, note: str = "") -> Accelerated:
+    own = getattr(architecture_of(model), "fast_module", None)
     with torch.no_grad():  # not inference_mode: the folded parameters must be ordinary tensors
-        folded = _fold(model, example_inputs)
-    folded = folded.to(memory_format=torch.channels_last)
+        if own is not None:  # the network's own choice of kernels and layout
+            module, layout = own(model, *example_inputs).eval(), (lambda args: args)
+        else:
+            module, layout = _fold(model, example_inputs).to(memory_format=torch.channels_last), _channels_last
     count = threads()
 
     def run(*args):
         with threads_context(count), torch.inference_mode():
-            return _contiguous(folded(*_channels_last(args)))
+            return _contiguous(module(*layout(args)))
 
     return Accelerated(model, "torch", run, note)
 

@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "matting.architectures"
 
 # Modules of this package that define no architecture (imported only by those that need them).
-_NOT_ARCHITECTURES = {"accelerate", "registry", "checkpoints", "constants", "onnx_fold", "fuse", "random_init", "backbones",
-                      "runtime"}
+_NOT_ARCHITECTURES = {"accelerate", "registry", "checkpoints", "constants", "onnx_fold", "fuse", "fft_conv",
+                      "random_init", "backbones", "runtime"}
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,10 @@ class Architecture:
 
     ``fast_backend`` is the backend :func:`matting.models.accelerate` uses for this network when the
     caller names none (``None``: the default, ``"torch"``); declared only where the model benchmark
-    (``python -m matting.bench models``) measured another one faster.
+    (``python -m matting.bench models``) measured another one faster. ``fast_module(model,
+    *example_inputs)``, where given, returns the module that the ``"torch"`` backend runs in place of
+    its default copy (BatchNorms folded, channels_last): the network's own measured choice of
+    kernels and memory layout, with the reference forward's outputs; ``model`` itself unchanged.
     """
 
     name: str
@@ -102,6 +105,7 @@ class Architecture:
     load_file: Callable[..., Any] | None = None
     module: str = ""
     fast_backend: str | None = None
+    fast_module: Callable[..., Any] | None = None
 
     @property
     def is_torch(self) -> bool:

@@ -1,0 +1,91 @@
+"""2-D convolutions by FFT (NNPACK, bundled with PyTorch's CPU builds), for the torch backend's fast path.
+
+PyTorch itself sends a batch-1 convolution to oneDNN's direct algorithm (it uses NNPACK only from
+batch 16 up). For large kernels on large feature maps NNPACK's FFT algorithm (8×8 tiles) does the
+same sums with far fewer multiplications: measured on the 2-core machine at 1 thread, a 5×5
+convolution of DIM's decoder at 320² takes 0.2–0.5× oneDNN's time, a 3×3 one of its encoder at
+≥ 80² about 0.8×; on small maps (≤ 20² at 512 channels) the per-call transform of the kernels
+costs more than it saves. FFT rounding is that of a direct convolution (|Δ| vs a float64 reference
+1–2e-6 on unit-scale activations, the same as oneDNN's).
+
+NNPACK's 3×3 algorithm is Winograd F(6, 3), whose rounding is 30× larger (5e-5 per layer, 1e-3 after
+DIM's 19 layers), so a 3×3 kernel is zero-padded to 5×5 (with one more pixel of zero padding): the
+same convolution, computed by FFT.
+
+:func:`with_fft_convolutions` returns a copy of a network whose chosen convolutions become
+:class:`FFTConv2d`; each falls back to its ordinary forward where NNPACK cannot run it (not on the
+CPU, not float32, strided, grouped, dilated, autograd on, NNPACK unavailable) or where its input is
+smaller than the network's measured threshold. NNPACK's thread pool is made at its first
+convolution with ``torch.get_num_threads()`` threads at that moment (the accelerated forward sets
+:func:`matting.models.accelerate.threads` around every call).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["FFTConv2d", "available", "with_fft_convolutions"]
+
+FFT_KERNEL = 5  # kernels smaller than this are zero-padded up to it, so that NNPACK picks its FFT
+
+
+@functools.lru_cache(maxsize=None)
+def available() -> bool:
+    """Whether this torch build has NNPACK and it runs on this CPU (the call also initialises it,
+    without which every NNPACK convolution fails)."""
+    try:
+        return bool(torch._nnpack_available())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class FFTConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` ('same' zero padding, stride 1) whose forward uses NNPACK's FFT on inputs of
+    at least ``min_pixels`` pixels (height × width), its ordinary forward otherwise."""
+
+    def __init__(self, conv: nn.Conv2d, min_pixels: int):
+        kernel = tuple(conv.kernel_size)
+        super().__init__(conv.in_channels, conv.out_channels, kernel, stride=conv.stride, padding=conv.padding,
+                         dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None,
+                         padding_mode=conv.padding_mode, device=conv.weight.device, dtype=conv.weight.dtype)
+        self.load_state_dict(conv.state_dict())
+        self.min_pixels = int(min_pixels)
+        self.eligible = (conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+                         and conv.padding_mode == "zeros" and kernel[0] == kernel[1] and kernel[0] % 2 == 1
+                         and tuple(conv.padding) == (kernel[0] // 2,) * 2)
+        grow = max(0, (FFT_KERNEL - kernel[0]) // 2)
+        self.fft_padding = [kernel[0] // 2 + grow] * 2
+        self._grow = grow
+
+    def _fft_weight(self) -> torch.Tensor:
+        if not self._grow:
+            return self.weight
+        return F.pad(self.weight, (self._grow,) * 4)  # zeros around the kernel: the same convolution
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.eligible and x.dim() == 4 and x.device.type == "cpu" and x.dtype == torch.float32
+                and x.shape[2] * x.shape[3] >= self.min_pixels and not torch.is_grad_enabled() and available()):
+            bias = self.bias if self.bias is not None else torch.zeros(self.out_channels, dtype=x.dtype)
+            return torch._nnpack_spatial_convolution(x, self._fft_weight(), bias, self.fft_padding)
+        return super().forward(x)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, fft from {self.min_pixels} pixels"
+
+
+def with_fft_convolutions(model: nn.Module, min_pixels: Mapping[int, int]) -> nn.Module:
+    """An eval-mode copy of ``model`` whose ``nn.Conv2d`` modules with a square kernel of a size in
+    ``min_pixels`` are :class:`FFTConv2d` with that size's threshold (kernel size → pixels); the
+    rest, and ``model`` itself, unchanged."""
+    copied = copy.deepcopy(model).eval()
+    for owner in list(copied.modules()):
+        for name, child in list(owner.named_children()):
+            if type(child) is nn.Conv2d and child.kernel_size[0] == child.kernel_size[1] \
+                    and child.kernel_size[0] in min_pixels:
+                setattr(owner, name, FFTConv2d(child, min_pixels[child.kernel_size[0]]).eval())
+    return copied

@@ -1,0 +1,99 @@
+"""``matting.models.fft_conv``: NNPACK FFT convolutions for the torch backend (DIM's fast path)."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from matting import models
+from matting.models import fft_conv
+from matting.models.accelerate import accelerate
+from matting.models.fft_conv import FFTConv2d, with_fft_convolutions
+
+needs_nnpack = pytest.mark.skipif(not fft_conv.available(), reason="this torch build has no usable NNPACK")
+
+
+@pytest.fixture
+def nnpack_calls(monkeypatch):
+    """Counts the NNPACK convolutions run while the test runs."""
+    calls = []
+    original = torch._nnpack_spatial_convolution
+
+    def counted(*args, **kwargs):
+        calls.append(tuple(args[0].shape))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", counted)
+    return calls
+
+
+def conv(cin, cout, kernel, bias=True, **options):
+    torch.manual_seed(kernel * 100 + cin)
+    layer = nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=bias, **options).eval()
+    nn.init.normal_(layer.weight, std=(2 / (cin * kernel * kernel)) ** 0.5)
+    return layer
+
+
+@needs_nnpack
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("shape", [(1, 16, 40, 40), (2, 8, 33, 17)])
+def test_fft_matches_a_float64_convolution_as_closely_as_the_direct_one(kernel, shape, nnpack_calls):
+    layer = conv(shape[1], 24, kernel)
+    x = torch.relu(torch.randn(shape, generator=torch.Generator().manual_seed(1)))
+    with torch.inference_mode():
+        exact = F.conv2d(x.double(), layer.weight.double(), layer.bias.double(), padding=kernel // 2)
+        direct = layer(x)
+        fft = FFTConv2d(layer, min_pixels=0)(x)
+    assert nnpack_calls == [shape]
+    assert fft.shape == direct.shape
+    # NNPACK's own 3×3 algorithm (Winograd F(6,3)) is off by ~5e-5 here; FFT by ~1e-6, like oneDNN.
+    direct_error = float((direct.double() - exact).abs().max())
+    assert float((fft.double() - exact).abs().max()) <= max(4 * direct_error, 5e-6)
+
+
+@needs_nnpack
+def test_fft_without_bias(nnpack_calls):
+    layer = conv(8, 8, 5, bias=False)
+    x = torch.rand(1, 8, 20, 20)
+    with torch.inference_mode():
+        torch.testing.assert_close(FFTConv2d(layer, 0)(x), layer(x), rtol=0, atol=1e-5)
+    assert len(nnpack_calls) == 1
+
+
+def test_falls_back_below_threshold_with_autograd_and_for_strided_convolutions(nnpack_calls):
+    layer = conv(8, 8, 3)
+    x = torch.rand(1, 8, 16, 16)
+    fast = FFTConv2d(layer, min_pixels=17 * 17)
+    strided = FFTConv2d(conv(8, 8, 3, stride=2), min_pixels=0)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), layer(x), rtol=0, atol=0)
+        assert not strided.eligible and strided(x).shape == (1, 8, 8, 8)
+    grad = FFTConv2d(layer, min_pixels=0)(x.requires_grad_())
+    grad.sum().backward()
+    assert nnpack_calls == [] and x.grad is not None
+
+
+def test_with_fft_convolutions_swaps_only_the_chosen_kernel_sizes():
+    model = nn.Sequential(conv(4, 8, 3), nn.ReLU(), nn.Sequential(conv(8, 8, 5), conv(8, 8, 1)))
+    copied = with_fft_convolutions(model, {5: 100})
+    assert type(model[0]) is nn.Conv2d and type(model[2][0]) is nn.Conv2d  # the original is unchanged
+    assert type(copied[0]) is nn.Conv2d and type(copied[2][1]) is nn.Conv2d
+    assert isinstance(copied[2][0], FFTConv2d) and copied[2][0].min_pixels == 100
+    torch.testing.assert_close(copied[2][0].weight, model[2][0].weight, rtol=0, atol=0)
+    assert copied[2][0].weight.data_ptr() != model[2][0].weight.data_ptr()
+
+
+@needs_nnpack
+def test_dim_fast_path_convolves_large_maps_by_fft(nnpack_calls, monkeypatch):
+    monkeypatch.delenv("MATTING_REFERENCE", raising=False)
+    monkeypatch.delenv("MATTING_BACKEND", raising=False)
+    model = models.create("dim", stage=1).eval()
+    x = torch.rand(1, 4, 128, 128)
+    fast = accelerate(model, x)
+    assert fast.backend == "torch"
+    assert not any(isinstance(m, FFTConv2d) for m in model.modules())  # the reference keeps its convolutions
+    pred, zero = fast(x)
+    assert zero == 0 and pred.shape == (1, 1, 128, 128)
+    # 3×3 from 64² (1/1 and 1/2 scale: 4 layers), 5×5 from 32² (1/1 … 1/4 and the prediction: 4 layers)
+    assert len(nnpack_calls) == 8
+    with torch.inference_mode():
+        torch.testing.assert_close(pred, model(x)[0], rtol=0, atol=1e-5)
