@@ -72,6 +72,21 @@ def test_falls_back_below_threshold_with_autograd_and_for_strided_convolutions(n
     assert nnpack_calls == [] and x.grad is not None
 
 
+def test_a_failing_nnpack_call_falls_back_to_the_direct_convolution(monkeypatch, caplog):
+    def failing(*args):
+        raise RuntimeError("NNPACK SpatialConvolution_updateOutput failed")
+
+    monkeypatch.setattr(fft_conv, "available", lambda: True)
+    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", failing)
+    layer = conv(8, 8, 5)
+    fast = FFTConv2d(layer, min_pixels=0)
+    x = torch.rand(1, 8, 12, 12)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), layer(x), rtol=0, atol=0)
+        assert not fast.eligible and "convolves directly" in caplog.text
+        torch.testing.assert_close(fast(x), layer(x), rtol=0, atol=0)
+
+
 def test_with_fft_convolutions_swaps_only_the_chosen_kernel_sizes():
     model = nn.Sequential(conv(4, 8, 3), nn.ReLU(), nn.Sequential(conv(8, 8, 5), conv(8, 8, 1)))
     copied = with_fft_convolutions(model, {5: 100})

@@ -28,13 +28,16 @@ benchmark found onnxruntime faster), else ``"torch"``. onnxruntime is used on th
 
 Measured (``python -m matting.bench models``, 2 shared cores): onnxruntime is declared for U²-NetP
 and MODNet (0.2–0.5× the reference forward, |Δ| ≤ 3e-5), and for U²-Net, the same code at 4× the
-width, by analogy (not timed yet). DIM stays on ``"torch"`` with its own ``fast_module``: NCHW, and its
-large convolutions by NNPACK's FFT (:mod:`matting.models.fft_conv`), 0.5–0.6× the reference at
-320² and 608×800, |Δ| ≤ 1e-5 on the fidelity input; onnxruntime, with an export-friendly
-pool-with-indices/unpool (the TorchScript export of ``max_unpool2d(..., output_size=skip.shape)``
-fails), measured only 0.9× (its convolutions are oneDNN's speed). BGMv2's refiner stays on ``"torch"``: its sampling
-mode picks patches with a data-dependent top-k and scatters them back, which the tracer would bake in
-at the example's size; not exported (not measured), the torch backend is exact to float32 rounding.
+width (0.23× the benchmark's reference, which runs at torch's default 2 threads; interleaved at 1
+thread: 0.67× the reference, 0.91× the torch backend). DIM stays on ``"torch"``, with its own
+``fast_module``: NCHW, its large convolutions by NNPACK's FFT (:mod:`matting.models.fft_conv`), 0.48×
+at 320² and 0.53× at 608×800 (0.56× and 0.47× the reference at the same 1 thread), |Δ| 2e-6 on the
+fidelity input (the default copy, channels_last with no BatchNorm to fold, measured 1.01×).
+onnxruntime measured 0.92× on an export with an export-friendly pool/unpool (the TorchScript export
+of ``max_unpool2d(..., output_size=skip.shape)`` fails; its convolutions run at oneDNN's speed).
+BGMv2's refiner stays on ``"torch"``: its sampling mode picks patches with a data-dependent top-k and
+scatters them back, which the tracer would bake in at the example's size; not exported (not
+measured), the torch backend is exact to float32 rounding.
 
 Outputs keep the reference forward's structure: the same tuple/list nesting, torch tensors (contiguous,
 on the input's device) in the tensor places, and the reference's non-tensor values (``None``, DIM's

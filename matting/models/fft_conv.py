@@ -14,8 +14,8 @@ same convolution, computed by FFT.
 
 :func:`with_fft_convolutions` returns a copy of a network whose chosen convolutions become
 :class:`FFTConv2d`; each falls back to its ordinary forward where NNPACK cannot run it (not on the
-CPU, not float32, strided, grouped, dilated, autograd on, NNPACK unavailable) or where its input is
-smaller than the network's measured threshold. NNPACK's thread pool is made at its first
+CPU, not float32, strided, grouped, dilated, autograd on, NNPACK unavailable or failing) or where its
+input is smaller than the network's measured threshold. NNPACK's thread pool is made at its first
 convolution with ``torch.get_num_threads()`` threads at that moment (the accelerated forward sets
 :func:`matting.models.accelerate.threads` around every call).
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 from collections.abc import Mapping
 
 import torch
@@ -30,6 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["FFTConv2d", "available", "with_fft_convolutions"]
+
+log = logging.getLogger(__name__)
 
 FFT_KERNEL = 5  # kernels smaller than this are zero-padded up to it, so that NNPACK picks its FFT
 
@@ -71,7 +74,12 @@ class FFTConv2d(nn.Conv2d):
         if (self.eligible and x.dim() == 4 and x.device.type == "cpu" and x.dtype == torch.float32
                 and x.shape[2] * x.shape[3] >= self.min_pixels and not torch.is_grad_enabled() and available()):
             bias = self.bias if self.bias is not None else torch.zeros(self.out_channels, dtype=x.dtype)
-            return torch._nnpack_spatial_convolution(x, self._fft_weight(), bias, self.fft_padding)
+            try:
+                return torch._nnpack_spatial_convolution(x, self._fft_weight(), bias, self.fft_padding)
+            except RuntimeError as exc:  # NNPACK says only "failed" (e.g. no memory for its workspace)
+                self.eligible = False
+                log.warning("NNPACK convolution of a %s input failed (%s); this layer convolves directly from now on",
+                            "×".join(map(str, x.shape)), exc)
         return super().forward(x)
 
     def extra_repr(self) -> str:
