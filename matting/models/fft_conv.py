@@ -17,7 +17,7 @@ same convolution, computed by FFT.
 CPU, not float32, strided, grouped, dilated, autograd on, NNPACK unavailable or failing) or where its
 input is smaller than the network's measured threshold. NNPACK's thread pool is made at its first
 convolution with ``torch.get_num_threads()`` threads at that moment (the accelerated forward sets
-:func:`matting.models.accelerate.threads` around every call).
+:func:`matting.threads.threads` around every call).
 """
 from __future__ import annotations
 
