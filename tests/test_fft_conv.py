@@ -1,4 +1,6 @@
 """``matting.models.fft_conv``: NNPACK FFT convolutions for the torch backend (DIM's fast path)."""
+import threading
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,7 +9,7 @@ from torch import nn
 from matting import models
 from matting.models import fft_conv
 from matting.models.accelerate import accelerate
-from matting.models.fft_conv import FFTConv2d, with_fft_convolutions
+from matting.models.fft_conv import FFTConv2d, InFreshThread, with_fft_convolutions
 
 needs_nnpack = pytest.mark.skipif(not fft_conv.available(), reason="this torch build has no usable NNPACK")
 
@@ -112,3 +114,30 @@ def test_dim_fast_path_convolves_large_maps_by_fft(nnpack_calls, monkeypatch):
     assert len(nnpack_calls) == 8
     with torch.inference_mode():
         torch.testing.assert_close(pred, model(x)[0], rtol=0, atol=1e-5)
+
+
+def test_in_fresh_thread_keeps_the_callers_modes_and_threads_and_reraises():
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append((threading.current_thread() is threading.main_thread(), torch.is_inference_mode_enabled(),
+                         torch.is_grad_enabled(), torch.get_num_threads()))
+            if x is None:
+                raise ValueError("no input")
+            return x * 2
+
+    wrapped = InFreshThread(Probe())
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            out = wrapped(torch.ones(2))
+        with torch.no_grad():
+            wrapped(torch.ones(2))
+    finally:
+        torch.set_num_threads(previous)
+    assert out.tolist() == [2.0, 2.0] and out.is_inference()
+    assert seen == [(False, True, False, 1), (False, False, False, 1)]
+    with pytest.raises(ValueError, match="no input"):
+        wrapped(None)

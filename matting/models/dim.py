@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import MattingError
 from .constants import IMAGENET_MEAN, IMAGENET_STD
-from .fft_conv import with_fft_convolutions
+from .fft_conv import InFreshThread, with_fft_convolutions
 from .registry import Example, InputConfig, register_architecture
 
 __all__ = ["DIM", "INPUT"]
@@ -69,8 +69,9 @@ FFT_FROM_PIXELS = {5: 32 * 32, 3: 64 * 64}
 
 
 def fast_module(model, *example_inputs):
-    """The torch backend's DIM: the same forward, NCHW (NNPACK's layout), large convolutions by FFT."""
-    return with_fft_convolutions(model, FFT_FROM_PIXELS)
+    """The torch backend's DIM: the same forward, NCHW (NNPACK's layout), large convolutions by FFT,
+    in a thread of its own per call (NNPACK's workspace is freed with it)."""
+    return InFreshThread(with_fft_convolutions(model, FFT_FROM_PIXELS))
 
 
 @register_architecture("dim", recognise=recognise, input_config=INPUT, fast_module=fast_module,
