@@ -708,13 +708,14 @@ def test_examples(client):
 def test_light_events_are_not_held_up_by_runs(app_url, files, tmp_path):
     """Slow runs occupy the method workers; loading a photo still answers at once."""
     image, _alpha, _background = _scene()
-    big = io.save_png(tmp_path / "big.png", np.kron(image, np.ones((2, 2, 1), np.float32)))
-    strokes = np.kron(files["strokes"], np.ones((2, 2), np.uint8))
+    # 480×480 from strokes: long enough (seconds, even with the multigrid solver) to keep both workers busy.
+    big = io.save_png(tmp_path / "big.png", np.kron(image, np.ones((5, 5, 1), np.float32)))
+    strokes = np.kron(files["strokes"], np.ones((5, 5), np.uint8))
     layer = io.save_png(tmp_path / "big_strokes.png", _layer(strokes, strokes != 128))
     editor = {"background": handle_file(str(big)), "layers": [handle_file(str(layer))], "composite": None, "id": None}
     slow = Client(app_url, verbose=False)
     jobs = [slow.submit("closed_form", handle_file(str(big)), "Scribbles", editor, api_name="/run_trimap")
-            for _ in range(2)]
+            for _ in range(4)]
     time.sleep(1.0)
     started = time.perf_counter()
     note = Client(app_url, verbose=False).predict(handle_file(str(files["photo"])), api_name="/load_photo")[2]
