@@ -15,40 +15,113 @@ of NumPy sorts over the unknown pixels' coordinates.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
+import scipy.sparse
 
 LEAF = 64  # parts at most this large are left in raster order (their dense block is tiny)
 BALANCE = 0.4  # each side of a cut keeps at least this fraction of the part's pixels
 
 
-def _best_cut(y: np.ndarray, x: np.ndarray, reach: int, balance: float):
-    """(coordinate array, cut) of the smallest separator strip [cut, cut + reach) over both axes.
+@numba.njit(cache=True, nogil=True)
+def _best_cut(work, lo, hi, ys, xs, reach, balance):
+    """Axis (0: y, 1: x, −1: none) and cut of the smallest separator strip [cut, cut + reach).
 
-    Candidate cuts leave at least ``balance`` of the pixels on each side; balance 0.5 is the median
-    cut along the longer side. (None, None) when no strip leaves two non-empty sides.
+    Over the pixels work[lo:hi]; candidate cuts leave at least ``balance`` of them on each side
+    (if none does, the most balanced cuts); balance ≥ 0.5 means the most balanced cut along the
+    longer side of the bounding box (plain median bisection).
     """
-    best = None
-    axes = (y, x) if balance < 0.5 else ((y,) if np.ptp(y) >= np.ptp(x) else (x,))
-    for coord in axes:
-        low = coord.min()
-        counts = np.bincount(coord - low)
-        if counts.size < reach + 2:
+    n = hi - lo
+    best_axis, best_cut, best_size = -1, 0, n + 1
+    extent = np.zeros(2, np.int64)
+    low = np.zeros(2, np.int64)
+    for axis in range(2):
+        coord = ys if axis == 0 else xs
+        first, last = coord[work[lo]], coord[work[lo]]
+        for k in range(lo, hi):
+            first, last = min(first, coord[work[k]]), max(last, coord[work[k]])
+        low[axis], extent[axis] = first, last - first + 1
+    for axis in range(2):
+        if balance >= 0.5 and extent[axis] < extent[1 - axis]:
             continue
-        before = np.concatenate([[0], np.cumsum(counts)])  # before[c] = pixels with coord − low < c
-        cuts = np.arange(1, counts.size - reach)  # both sides keep at least one line
-        sizes = before[cuts + reach] - before[cuts]
-        left, right = before[cuts], coord.size - before[cuts + reach]
-        if balance >= 0.5:
-            pick = np.argmin(np.abs(left - right))
-        else:
-            ok = np.minimum(left, right) >= balance * coord.size
-            if not ok.any():
-                ok = np.minimum(left, right) == np.minimum(left, right).max()
-            sizes = np.where(ok, sizes, np.iinfo(np.int64).max)
-            pick = np.argmin(sizes)
-        if best is None or sizes[pick] < best[0]:
-            best = (sizes[pick], coord, int(cuts[pick] + low))
-    return (None, None) if best is None else best[1:]
+        if balance >= 0.5 and axis == 1 and extent[0] == extent[1]:
+            continue
+        coord = ys if axis == 0 else xs
+        span = extent[axis]
+        if span < reach + 2:
+            continue
+        before = np.zeros(span + 1, np.int64)  # before[c]: pixels with coord − low < c
+        for k in range(lo, hi):
+            before[coord[work[k]] - low[axis] + 1] += 1
+        for c in range(span):
+            before[c + 1] += before[c]
+        # Pass 1: how balanced the best cut can be; pass 2: the smallest strip among good enough cuts.
+        most = 0
+        for c in range(1, span - reach):
+            most = max(most, min(before[c], n - before[c + reach]))
+        need = min(balance * n, most)
+        axis_size, axis_cut, axis_gap = n + 1, 0, n + 1
+        for c in range(1, span - reach):
+            left, right = before[c], n - before[c + reach]
+            if min(left, right) < need:
+                continue
+            size, gap = before[c + reach] - before[c], abs(left - right)
+            if balance >= 0.5:
+                size = 0  # the most balanced cut only
+            if size < axis_size or (size == axis_size and gap < axis_gap):
+                axis_size, axis_cut, axis_gap = size, c, gap
+        if axis_size < best_size:
+            best_axis, best_cut, best_size = axis, axis_cut + low[axis], axis_size
+    return best_axis, best_cut
+
+
+@numba.njit(cache=True, nogil=True)
+def _dissect(ys, xs, reach, leaf, balance):
+    """Nested dissection by in-place stable three-way partitions of one index array.
+
+    A part occupying work[lo:hi] is rearranged as [first side | second side | separator]: the
+    separator is then already in its final place (after everything it separates) and both sides
+    are dissected in place the same way. Stable partitions keep raster order inside the leaves.
+    """
+    n = ys.size
+    work = np.arange(n)
+    buffer = np.empty(n, np.int64)
+    stack = np.empty((n + 2, 2), np.int64)  # disjoint non-empty parts: never more than n
+    stack[0, 0], stack[0, 1] = 0, n
+    top = 1
+    while top > 0:
+        top -= 1
+        lo, hi = stack[top, 0], stack[top, 1]
+        if hi - lo <= leaf:
+            continue
+        axis, cut = _best_cut(work, lo, hi, ys, xs, reach, balance)
+        if axis < 0:
+            continue
+        coord = ys if axis == 0 else xs
+        n_first = n_second = 0
+        for k in range(lo, hi):
+            c = coord[work[k]]
+            if c < cut:
+                n_first += 1
+            elif c >= cut + reach:
+                n_second += 1
+        a, b, s = lo, lo + n_first, lo + n_first + n_second
+        for k in range(lo, hi):
+            i, c = work[k], coord[work[k]]
+            if c < cut:
+                buffer[a] = i
+                a += 1
+            elif c >= cut + reach:
+                buffer[b] = i
+                b += 1
+            else:
+                buffer[s] = i
+                s += 1
+        work[lo:hi] = buffer[lo:hi]
+        stack[top, 0], stack[top, 1] = lo, lo + n_first
+        stack[top + 1, 0], stack[top + 1, 1] = lo + n_first, lo + n_first + n_second
+        top += 2
+    return work
 
 
 def nested_dissection(ys: np.ndarray, xs: np.ndarray, reach: int = 2, leaf: int = LEAF,
@@ -57,35 +130,20 @@ def nested_dissection(ys: np.ndarray, xs: np.ndarray, reach: int = 2, leaf: int 
 
     ``reach`` is the largest coordinate distance along an axis at which two pixels are coupled
     (2·radius for the closed-form and learning-based Laplacians); each separator is ``reach``
-    rows or columns wide. Parts of at most ``leaf`` pixels are kept in their given order.
+    rows or columns wide, chosen as the smallest such strip over both axes that leaves at least
+    ``balance`` of the part's pixels on each side (an empty strip splits a part into pieces that
+    were never coupled, for free). Parts of at most ``leaf`` pixels are kept in their given order.
     Returns ``order`` such that ``A[order][:, order]`` is the matrix to factorise.
     """
-    ys = np.asarray(ys, np.int64)
-    xs = np.asarray(xs, np.int64)
+    ys = np.ascontiguousarray(ys, np.int64)
+    xs = np.ascontiguousarray(xs, np.int64)
     if ys.shape != xs.shape or ys.ndim != 1:
         raise ValueError("ys and xs must be 1-D arrays of the same length")
     if reach < 1:
         raise ValueError(f"reach must be at least 1, not {reach}")
-    out = np.empty(ys.size, np.int64)
-    # Work list of (indices, first output slot); a part's separator goes at the end of its slots.
-    stack = [(np.arange(ys.size), 0)]
-    while stack:
-        index, start = stack.pop()
-        if index.size <= leaf:
-            out[start:start + index.size] = index
-            continue
-        coord, cut = _best_cut(ys[index], xs[index], reach, balance)
-        if coord is None:  # too thin to leave two non-empty sides; keep as is
-            out[start:start + index.size] = index
-            continue
-        left = coord < cut
-        right = coord >= cut + reach
-        separator = ~(left | right)
-        first, second, middle = index[left], index[right], index[separator]
-        out[start + first.size + second.size:start + index.size] = middle
-        stack.append((first, start))
-        stack.append((second, start + first.size))
-    return out
+    if ys.size == 0:
+        return np.zeros(0, np.int64)
+    return _dissect(ys, xs, int(reach), int(leaf), float(balance))
 
 
 def pixel_order(unknown: np.ndarray, width: int, reach: int = 2, leaf: int = LEAF,
@@ -104,12 +162,19 @@ def coupling_reach(A, ys: np.ndarray, xs: np.ndarray) -> int:
     Read off the matrix, so the separators are wide enough for any window radius (2r for the
     closed-form and learning-based Laplacians, r for random walk) without being told it.
     """
-    coo = A.tocoo()
-    if coo.nnz == 0:
-        return 1
-    dy = np.abs(ys[coo.row] - ys[coo.col]).max()
-    dx = np.abs(xs[coo.row] - xs[coo.col]).max()
-    return max(int(dy), int(dx), 1)
+    A = scipy.sparse.csr_matrix(A)
+    return max(int(_reach(A.indptr, A.indices, np.ascontiguousarray(ys, np.int64),
+                          np.ascontiguousarray(xs, np.int64))), 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _reach(indptr, indices, ys, xs):
+    reach = 0
+    for row in range(indptr.size - 1):
+        for k in range(indptr[row], indptr[row + 1]):
+            col = indices[k]
+            reach = max(reach, abs(ys[row] - ys[col]), abs(xs[row] - xs[col]))
+    return reach
 
 
 def unknown_order(A, unknown: np.ndarray, width: int) -> np.ndarray:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
@@ -42,12 +43,15 @@ import scipy.sparse.linalg
 SOLVERS = ("auto", "direct", "multigrid", "ichol", "pymatting")
 
 # 'auto' picks by the size and shape of the unknown region (measured on the alphamatting images):
-# a direct factorisation up to DIRECT_MAX_UNKNOWNS unknowns (its fill grows faster than linearly
-# with the region's area: 17M entries for GT02's 111k-pixel trimap2 band, 100M for GT26's 211k),
-# the colour-affine multigrid when most of the image is unknown (strokes: there ichol's factor
-# reaches 35M entries and may need shifts), and pymatting's ichol in between (large trimap bands,
-# where ichol's fill stays moderate and the two-level method takes more iterations).
-DIRECT_MAX_UNKNOWNS = 120_000
+# a direct factorisation for every system up to SMALL_SYSTEM unknowns and for trimap bands up to
+# DIRECT_MAX_UNKNOWNS, the colour-affine multigrid when most of the image is unknown (strokes: there
+# ichol's factor reaches 35M entries and may need shifts), and pymatting's ichol beyond (memory: the
+# factor's fill grows faster than linearly with the band's area). With the nested-dissection order
+# and diagonal pivots (direct_preconditioner) the factor of the largest alphamatting bands
+# (GT04/GT26 trimap2, 210–220k unknowns) has 54–55M entries and the direct solve beats ichol there
+# too, where with minimum degree (80–100M entries) it did not and ichol took over above 120k.
+SMALL_SYSTEM = 120_000
+DIRECT_MAX_UNKNOWNS = 400_000
 MULTIGRID_MIN_FRACTION = 0.6  # of the image unknown
 BLOCK = 12  # side of the square pixel blocks that form the coarse aggregates
 
@@ -127,28 +131,63 @@ def closed_form_system(image: np.ndarray, trimap01: np.ndarray, epsilon: float =
     _cf_laplacian(crop, float(epsilon), int(radius), values, np.zeros(ch * cw * size * size, np.int64),
                   np.zeros(ch * cw + 1, np.int64), known_crop)
 
-    unknown_crop = ~known_crop.ravel()
-    local = np.full(ch * cw, -1, np.int64)  # crop pixel → index among the unknowns (−1: known)
-    local[unknown_crop] = np.arange(int(unknown_crop.sum()))
-    rows = np.flatnonzero(unknown_crop)
-    ry, rx = np.divmod(rows, cw)
-    dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
-    cy, cx = ry[:, None] + dy.ravel(), rx[:, None] + dx.ravel()
-    inside = (cy >= 0) & (cy < ch) & (cx >= 0) & (cx < cw)
-    columns = np.where(inside, cy * cw + cx, 0)
-    entries = values.reshape(ch * cw, size * size)[rows]
-    column_local = np.where(inside, local[columns], -1)
-    in_a = column_local >= 0
-    fg_crop = foreground.reshape(h, w)[y0:y1, x0:x1].ravel()
-    b = -(entries * (inside & ~in_a & fg_crop[columns])).sum(axis=1)
-    indptr = np.concatenate([[0], np.cumsum(in_a.sum(axis=1))])
-    A = scipy.sparse.csr_matrix((entries[in_a], column_local[in_a], indptr), shape=(rows.size, rows.size))
+    fg_crop = np.ascontiguousarray(foreground.reshape(h, w)[y0:y1, x0:x1])
+    indptr, indices, data, b = _unknown_rows(values.reshape(ch, cw, size, size), known_crop, fg_crop)
+    A = scipy.sparse.csr_matrix((data, indices, indptr), shape=(b.size, b.size))
     # The unknown pixels of the crop are all the image's, in the same (raster) order.
     return ReducedSystem(A=A, b=b, unknown=unknown, known_values=foreground.astype(np.float64))
 
 
+@numba.njit(cache=True, nogil=True)
+def _unknown_rows(values, known, foreground):
+    """CSR rows of the unknown pixels (raster order) from the (y, x, dy, dx) stencil values.
+
+    Columns that are unknown pixels go to ``A`` (ascending within a row, as raster order over
+    (dy, dx) visits them), known foreground ones to ``b = −L_UK α_K``.
+    """
+    h, w, size, _ = values.shape
+    reach = size // 2
+    local = np.full((h, w), -1, np.int64)  # pixel → index among the unknowns (−1: known)
+    n = 0
+    for y in range(h):
+        for x in range(w):
+            if not known[y, x]:
+                local[y, x] = n
+                n += 1
+    indptr = np.zeros(n + 1, np.int64)
+    for pass_ in range(2):  # count, then fill
+        if pass_ == 1:
+            for i in range(n):
+                indptr[i + 1] += indptr[i]
+            indices = np.empty(indptr[n], np.int32)
+            data = np.empty(indptr[n], np.float64)
+            b = np.zeros(n, np.float64)
+        for y in range(h):
+            for x in range(w):
+                row = local[y, x]
+                if row < 0:
+                    continue
+                k = indptr[row]
+                for dy in range(-reach, reach + 1):
+                    for dx in range(-reach, reach + 1):
+                        cy, cx = y + dy, x + dx
+                        if cy < 0 or cy >= h or cx < 0 or cx >= w:
+                            continue
+                        column = local[cy, cx]
+                        if pass_ == 0:
+                            indptr[row + 1] += column >= 0
+                        elif column >= 0:
+                            indices[k] = column
+                            data[k] = values[y, x, dy + reach, dx + reach]
+                            k += 1
+                        elif foreground[cy, cx]:
+                            b[row] -= values[y, x, dy + reach, dx + reach]
+    return indptr, indices, data, b
+
+
 def auto_choice(system: ReducedSystem, multigrid: bool = True) -> str:
-    """'direct' up to DIRECT_MAX_UNKNOWNS unknowns, 'multigrid' when most of the image is unknown, else 'ichol'.
+    """'direct' up to SMALL_SYSTEM unknowns, 'multigrid' when most of the image is unknown, 'direct' up to
+    DIRECT_MAX_UNKNOWNS, else 'ichol'.
 
     ``multigrid=False`` for Laplacians without the colour-affine near-null space (random walk: its
     near-zero modes are pixel clusters cut off by vanishing edge weights, which no block-wise
@@ -156,11 +195,11 @@ def auto_choice(system: ReducedSystem, multigrid: bool = True) -> str:
     then always 'direct'.
     """
     n = int(system.unknown.sum())
-    if n <= DIRECT_MAX_UNKNOWNS or not multigrid:
+    if n <= SMALL_SYSTEM or not multigrid:
         return "direct"
     if n >= MULTIGRID_MIN_FRACTION * system.unknown.size:
         return "multigrid"
-    return "ichol"
+    return "direct" if n <= DIRECT_MAX_UNKNOWNS else "ichol"
 
 
 def choose_preconditioner(system: ReducedSystem, image: np.ndarray, solver: str = "auto",
