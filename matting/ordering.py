@@ -146,6 +146,21 @@ def nested_dissection(ys: np.ndarray, xs: np.ndarray, reach: int = 2, leaf: int 
     return _dissect(ys, xs, int(reach), int(leaf), float(balance))
 
 
+def bisect(ys: np.ndarray, xs: np.ndarray, reach: int = 2, balance: float = BALANCE):
+    """The first level of :func:`nested_dissection`: index arrays (first side, second side, separator).
+
+    Returns None when no strip leaves two non-empty sides (the part is then not dissected).
+    """
+    ys = np.ascontiguousarray(ys, np.int64)
+    xs = np.ascontiguousarray(xs, np.int64)
+    axis, cut = _best_cut(np.arange(ys.size), 0, ys.size, ys, xs, int(reach), float(balance))
+    if axis < 0:
+        return None
+    coord = ys if axis == 0 else xs
+    first, second = coord < cut, coord >= cut + reach
+    return np.flatnonzero(first), np.flatnonzero(second), np.flatnonzero(~(first | second))
+
+
 def pixel_order(unknown: np.ndarray, width: int, reach: int = 2, leaf: int = LEAF,
                 balance: float = BALANCE) -> np.ndarray:
     """Nested-dissection order of the unknown pixels (flat bool mask of an image ``width`` wide).
