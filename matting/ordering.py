@@ -19,7 +19,7 @@ import numba
 import numpy as np
 import scipy.sparse
 
-LEAF = 64  # parts at most this large are left in raster order (their dense block is tiny)
+LEAF = 32  # parts at most this large stay in raster order (GT02/GT11/GT19 trimap1: 5–10 % faster than 64)
 BALANCE = 0.4  # each side of a cut keeps at least this fraction of the part's pixels
 
 
