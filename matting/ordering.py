@@ -196,3 +196,42 @@ def unknown_order(A, unknown: np.ndarray, width: int) -> np.ndarray:
     """Nested-dissection order for the reduced system ``A`` over the unknown pixels (raster order)."""
     ys, xs = np.divmod(np.flatnonzero(unknown), width)
     return nested_dissection(ys, xs, coupling_reach(A, ys, xs))
+
+
+def permuted_rows(A, order: np.ndarray, dtype=np.float32):
+    """``A[order][:, order]`` in CSR (rows ascending within each row), cast to ``dtype``, in one pass.
+
+    Half the time of scipy's two fancy-indexing steps plus the cast, which on the direct solver's
+    small bands is a few per cent of the whole run.
+    """
+    A = scipy.sparse.csr_matrix(A)
+    order = np.ascontiguousarray(order, np.int64)
+    indptr, indices, data = _permute_rows(A.indptr.astype(np.int64), A.indices, A.data, order,
+                                          np.zeros(0, dtype))
+    return scipy.sparse.csr_matrix((data, indices, indptr), shape=A.shape)
+
+
+@numba.njit(cache=True, nogil=True)
+def _permute_rows(indptr, indices, data, order, like):
+    n = order.size
+    inverse = np.empty(n, np.int64)
+    for new in range(n):
+        inverse[order[new]] = new
+    out_ptr = np.zeros(n + 1, np.int64)
+    for new in range(n):
+        out_ptr[new + 1] = out_ptr[new] + indptr[order[new] + 1] - indptr[order[new]]
+    out_idx = np.empty(out_ptr[n], np.int32)
+    out_val = np.empty(out_ptr[n], like.dtype)
+    for new in range(n):
+        old = order[new]
+        start = out_ptr[new]
+        count = 0
+        for k in range(indptr[old], indptr[old + 1]):  # insertion sort by new column: rows are short
+            column, value = inverse[indices[k]], data[k]
+            m = start + count
+            while m > start and out_idx[m - 1] > column:
+                out_idx[m], out_val[m] = out_idx[m - 1], out_val[m - 1]
+                m -= 1
+            out_idx[m], out_val[m] = column, value
+            count += 1
+    return out_ptr, out_idx, out_val
