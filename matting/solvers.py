@@ -47,11 +47,14 @@ SOLVERS = ("auto", "direct", "multigrid", "ichol", "pymatting")
 # 'auto' picks by the size and shape of the unknown region (measured on the alphamatting images):
 # a direct factorisation for every system up to SMALL_SYSTEM unknowns and for trimap bands up to
 # DIRECT_MAX_UNKNOWNS, the colour-affine multigrid when most of the image is unknown (strokes: there
-# ichol's factor reaches 35M entries and may need shifts), and pymatting's ichol beyond (memory: the
+# ichol's factor reaches 35M entries and may need shifts), and pymatting's ichol beyond (the
 # factor's fill grows faster than linearly with the band's area). With the nested-dissection order
 # and diagonal pivots (direct_preconditioner) the factor of the largest alphamatting bands
 # (GT04/GT26 trimap2, 210–220k unknowns) has 54–55M entries and the direct solve beats ichol there
-# too, where with minimum degree (80–100M entries) it did not and ichol took over above 120k.
+# too, where with minimum degree and threshold pivoting (80–100M entries) it did not and ichol took
+# over above 120k. GT04 trimap2 scaled 1.35× (399k unknowns, one process each, loaded machine):
+# direct 32.6 s / peak 1.10 GiB, our ichol 67.5 s / 0.93 GiB, pymatting 91.8 s / 1.06 GiB. Beyond
+# 400k it is not measured, so ichol (whose memory stays bounded) takes over there.
 SMALL_SYSTEM = 120_000
 DIRECT_MAX_UNKNOWNS = 400_000
 MULTIGRID_MIN_FRACTION = 0.6  # of the image unknown
