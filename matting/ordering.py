@@ -3,15 +3,18 @@
 The reduced systems of the window-based matting Laplacians (closed-form, learning-based, radius r)
 couple two pixels only if they share a (2r+1)×(2r+1) window, i.e. if they are at most 2r apart along
 each axis. So a strip of 2r pixel rows (or columns) cut across the unknown region disconnects what
-lies on its two sides. Nested dissection uses this recursively: split the pixels along the longer
-side of their bounding box at the median coordinate, order the two halves first (each dissected
-the same way) and the separating strip last. Eliminating in that order creates fill only inside
-each half and in the separators, whose sizes stay ~√(area) for a 2-D region — the classic O(n^1.5)
-factor cost instead of minimum degree's worse behaviour on wide bands (measured: see
-matting/solvers.py, ``direct_preconditioner``).
+lies on its two sides. Nested dissection uses this recursively: cut the pixels with the smallest
+such strip (over both axes) that leaves at least BALANCE of them on each side, order the two sides
+first (each dissected the same way) and the strip last. Eliminating in that order creates fill only
+inside each side and in the separators; across a trimap's band a strip holds only 2r × the band's
+width pixels, and an empty strip (a gap between pieces of the band) splits for free.
 
-The pixels' positions are known, so no graph partitioner is needed: everything here is a handful
-of NumPy sorts over the unknown pixels' coordinates.
+Measured with SuperLU (float32, diagonal pivots), against minimum degree on AᵀA + A: on the large
+alphamatting bands the factor has about as many entries (GT04 trimap2: 55M vs 57M) but forms larger
+dense blocks and factorises 1.3–2× faster; see matting/solvers.py, ``direct_preconditioner``.
+
+The pixels' positions are known, so no graph partitioner is needed: the dissection is a few numba
+loops over the unknown pixels' coordinates (0.1–0.2 s for 220k pixels).
 """
 from __future__ import annotations
 
