@@ -24,6 +24,7 @@ import scipy.sparse
 
 LEAF = 32  # parts at most this large stay in raster order (GT02/GT11/GT19 trimap1: 5–10 % faster than 64)
 BALANCE = 0.4  # each side of a cut keeps at least this fraction of the part's pixels
+MAX_REACH = 16  # widest separator strip (window radius 8); the methods' radius limit of 5 gives 10
 
 
 @numba.njit(cache=True, nogil=True)
@@ -156,6 +157,8 @@ def bisect(ys: np.ndarray, xs: np.ndarray, reach: int = 2, balance: float = BALA
     """
     ys = np.ascontiguousarray(ys, np.int64)
     xs = np.ascontiguousarray(xs, np.int64)
+    if ys.size == 0:
+        return None
     axis, cut = _best_cut(np.arange(ys.size), 0, ys.size, ys, xs, int(reach), float(balance))
     if axis < 0:
         return None
@@ -195,10 +198,17 @@ def _reach(indptr, indices, ys, xs):
     return reach
 
 
-def unknown_order(A, unknown: np.ndarray, width: int) -> np.ndarray:
-    """Nested-dissection order for the reduced system ``A`` over the unknown pixels (raster order)."""
+def unknown_order(A, unknown: np.ndarray, width: int):
+    """Nested-dissection order for the reduced system ``A`` over the unknown pixels (raster order).
+
+    None when ``A`` couples pixels more than MAX_REACH apart (not a window Laplacian: KNN-like
+    long-range links), where strips cannot separate anything; minimum degree is used then.
+    """
     ys, xs = np.divmod(np.flatnonzero(unknown), width)
-    return nested_dissection(ys, xs, coupling_reach(A, ys, xs))
+    reach = coupling_reach(A, ys, xs)
+    if reach > MAX_REACH:
+        return None
+    return nested_dissection(ys, xs, reach)
 
 
 def permuted_rows(A, order: np.ndarray, dtype=np.float32):

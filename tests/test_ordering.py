@@ -104,3 +104,17 @@ def test_bad_input_is_refused():
         ordering.nested_dissection(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError):
         ordering.nested_dissection(np.zeros(3), np.zeros(3), reach=0)
+
+
+def test_long_range_couplings_fall_back_to_minimum_degree():
+    # A pixel coupled to one far away (a KNN-like link): no strip separates it, so no geometric order,
+    # and the direct preconditioner (order=None: minimum degree) still inverts the matrix.
+    unknown = np.ones(40 * 40, bool)
+    n = unknown.size
+    A = scipy.sparse.lil_matrix(scipy.sparse.identity(n) * 4.0)
+    A[0, n - 1] = A[n - 1, 0] = -1.0
+    assert ordering.unknown_order(A.tocsr(), unknown, 40) is None
+    M = solvers.direct_preconditioner(A.tocsr(), "double", None)
+    r = np.arange(n, dtype=np.float64)
+    np.testing.assert_allclose(A.tocsr() @ M(r), r, atol=1e-9)
+    assert ordering.bisect(np.zeros(0), np.zeros(0)) is None
