@@ -1,6 +1,6 @@
 """Compiled gather for :func:`matting.solvers.closed_form_system`: unknown rows of a banded Laplacian.
 
-pymatting's closed-form kernel writes the Laplacian as a (pixel, dy, dx) value array: row i, column
+pymatting's closed-form kernel writes the Laplacian as (pixel, dy, dx) stencils: row i, column
 i + dy·w + dx. The reduced system needs, for every unknown pixel, the entries whose column is
 unknown (a CSR row of ``A``, columns ascending because (dy, dx) runs in raster order) and the sum of
 those whose column is known foreground (minus the right-hand side). With NumPy that is a dozen
@@ -14,45 +14,45 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def unknown_rows(values, unknown, foreground):
-    """(indptr, indices, data, b) of the unknown rows; ``values`` (h·w, s, s), masks (h, w), s = 2·reach + 1."""
-    h, w = unknown.shape
-    size = values.shape[1]
+def unknown_rows(stencils, local, foreground):
+    """CSR rows of the unknown pixels from their (dy, dx) stencils (``stencils[i]``: unknown pixel i).
+
+    ``local`` maps a pixel to its index among the unknowns (raster order, −1 for known pixels).
+    Columns that are unknown pixels go to ``A`` (ascending within a row, as raster order over
+    (dy, dx) visits them), known foreground ones to ``b = −L_UK α_K``.
+    """
+    h, w = local.shape
+    n, size, _ = stencils.shape
     reach = size // 2
-    local = np.full(h * w, -1, np.int64)
-    n = 0
-    for i in range(h * w):
-        if unknown[i // w, i % w]:
-            local[i] = n
-            n += 1
     indptr = np.zeros(n + 1, np.int64)
-    indices = np.empty(n * size * size, np.int32)
-    data = np.empty(n * size * size, np.float64)
-    b = np.zeros(n, np.float64)
-    k = 0
-    for y in range(h):
-        for x in range(w):
-            if not unknown[y, x]:
-                continue
-            i = y * w + x
-            row = local[i]
-            for dy in range(size):
-                cy = y + dy - reach
-                if cy < 0 or cy >= h:
+    for pass_ in range(2):  # count, then fill
+        if pass_ == 1:
+            for i in range(n):
+                indptr[i + 1] += indptr[i]
+            indices = np.empty(indptr[n], np.int32)
+            data = np.empty(indptr[n], np.float64)
+            b = np.zeros(n, np.float64)
+        for y in range(h):
+            for x in range(w):
+                row = local[y, x]
+                if row < 0:
                     continue
-                for dx in range(size):
-                    cx = x + dx - reach
-                    if cx < 0 or cx >= w:
-                        continue
-                    value = values[i, dy, dx]
-                    if unknown[cy, cx]:
-                        indices[k] = local[cy * w + cx]
-                        data[k] = value
-                        k += 1
-                    elif foreground[cy, cx]:
-                        b[row] -= value
-            indptr[row + 1] = k
-    return indptr, indices[:k], data[:k], b
+                k = indptr[row]
+                for dy in range(-reach, reach + 1):
+                    for dx in range(-reach, reach + 1):
+                        cy, cx = y + dy, x + dx
+                        if cy < 0 or cy >= h or cx < 0 or cx >= w:
+                            continue
+                        column = local[cy, cx]
+                        if pass_ == 0:
+                            indptr[row + 1] += column >= 0
+                        elif column >= 0:
+                            indices[k] = column
+                            data[k] = stencils[row, dy + reach, dx + reach]
+                            k += 1
+                        elif foreground[cy, cx]:
+                            b[row] -= stencils[row, dy + reach, dx + reach]
+    return indptr, indices, data, b
 
 
 @njit(cache=True, nogil=True)

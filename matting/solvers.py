@@ -17,10 +17,12 @@ This module replaces that with three pieces, one function per concern:
 * :func:`choose_preconditioner` – a direct factorisation when the unknown region is small enough
   (trimaps: a band around the edge), an algebraic two-level method when it is large (strokes).
 
-  - :func:`direct_preconditioner`: a single-precision sparse LU (SuperLU, minimum-degree ordering
-    on AᵀA + A, symmetric mode) used as the CG preconditioner. Float32 halves the memory traffic of
-    the factorisation; CG in float64 recovers full accuracy in two or three iterations, so the
-    answer is the float64 one to the requested tolerance. There is no shift and nothing to fail.
+  - :func:`direct_preconditioner`: a single-precision sparse LU (SuperLU, symmetric mode, diagonal
+    pivots) used as the CG preconditioner, in a geometric nested-dissection order of the unknown
+    pixels (:mod:`matting.ordering`: the pixels' positions give the separators, no graph
+    partitioner needed). Float32 halves the memory traffic of the factorisation; CG in float64
+    recovers full accuracy in two or three iterations, so the answer is the float64 one to the
+    requested tolerance. There is no shift and nothing to fail.
   - :func:`multigrid_preconditioner`: smoothed aggregation with *colour-affine* candidates on
     square pixel blocks. The near-null space of a matting Laplacian is the set of alphas that are
     locally affine in colour (α ≈ aᵀI + b in every window: exactly the colour-line model), so
@@ -42,13 +44,20 @@ import scipy.sparse.linalg
 SOLVERS = ("auto", "direct", "multigrid", "ichol", "pymatting")
 
 # 'auto' picks by the size and shape of the unknown region (measured on the alphamatting images):
-# a direct factorisation up to DIRECT_MAX_UNKNOWNS unknowns (its fill grows faster than linearly
-# with the region's area: 17M entries for GT02's 111k-pixel trimap2 band, 100M for GT26's 211k),
-# the colour-affine multigrid when most of the image is unknown (strokes: there ichol's factor
-# reaches 35M entries and may need shifts), and pymatting's ichol in between (large trimap bands,
-# where ichol's fill stays moderate and the two-level method takes more iterations).
-DIRECT_MAX_UNKNOWNS = 120_000
+# a direct factorisation for every system up to SMALL_SYSTEM unknowns and for trimap bands up to
+# DIRECT_MAX_UNKNOWNS, the colour-affine multigrid when most of the image is unknown (strokes: there
+# ichol's factor reaches 35M entries and may need shifts), and pymatting's ichol beyond (the
+# factor's fill grows faster than linearly with the band's area). With the nested-dissection order
+# and diagonal pivots (direct_preconditioner) the factor of the largest alphamatting bands
+# (GT04/GT26 trimap2, 210–220k unknowns) has 54–55M entries and the direct solve beats ichol there
+# too, where with minimum degree and threshold pivoting (80–100M entries) it did not and ichol took
+# over above 120k. GT04 trimap2 scaled 1.35× (399k unknowns, one process each, loaded machine):
+# direct 32.6 s / peak 1.10 GiB, our ichol 67.5 s / 0.93 GiB, pymatting 91.8 s / 1.06 GiB. Beyond
+# 400k it is not measured, so ichol (whose memory stays bounded) takes over there.
+SMALL_SYSTEM = 120_000
+DIRECT_MAX_UNKNOWNS = 400_000
 MULTIGRID_MIN_FRACTION = 0.6  # of the image unknown
+TILE = 64  # side of the squares on which closed_form_system runs pymatting's Laplacian kernel
 BLOCK = 6  # side of the square pixel blocks that form the coarse aggregates (see multigrid_preconditioner)
 
 
@@ -96,19 +105,21 @@ def reduced_system(L, trimap01: np.ndarray) -> ReducedSystem:
 
 
 def closed_form_system(image: np.ndarray, trimap01: np.ndarray, epsilon: float = 1e-7,
-                       radius: int = 1) -> ReducedSystem:
+                       radius: int = 1, tile: int = TILE) -> ReducedSystem:
     """The closed-form reduced system, assembled straight from pymatting's Laplacian kernel.
 
     Same numbers as ``reduced_system(cf_laplacian(image, epsilon, radius, is_known), trimap01)``, built
     with less memory traffic, which on an 800-pixel image costs as much as the solve itself:
 
-    * the kernel (pymatting's ``_cf_laplacian``, unchanged) runs on the bounding box of the unknown
-      pixels grown by 2r, which holds every window that touches an unknown pixel and every pixel
-      such a window reaches (rows of unknown pixels are exact; the rest is never read);
-    * the unknown rows are taken from its (pixel, dy, dx) value array directly, in one compiled pass
-      (:func:`matting.assembly.unknown_rows`): columns that are unknown pixels form ``A`` (sorted
-      within each row), known ones go to the right-hand side. No image-sized sparse matrix is built
-      and then sliced twice.
+    * the kernel (pymatting's ``_cf_laplacian``, unchanged) runs tile by tile, on the ``tile``×``tile``
+      squares that hold unknown pixels, each grown by 2r: that holds every window that touches one of
+      the square's pixels and every pixel such a window reaches, so the rows of the square's unknown
+      pixels are exact (the margin's rows are dropped). The kernel writes a 25-entry stencil for every
+      pixel it is given, known or not, so skipping the squares without unknown pixels saves most of
+      its time on a thin band (GT19 trimap1: 0.34 s on the band's bounding box);
+    * the unknown rows are taken from those (pixel, dy, dx) stencils directly (:func:`matting.assembly.unknown_rows`):
+      columns that are unknown pixels form ``A`` (sorted within each row), known ones go to the
+      right-hand side. No image-sized sparse matrix is built and then sliced twice.
     """
     from pymatting.laplacian.cf_laplacian import _cf_laplacian
 
@@ -118,26 +129,35 @@ def closed_form_system(image: np.ndarray, trimap01: np.ndarray, epsilon: float =
     foreground, known, unknown = split_trimap(trimap01)
     if not unknown.any():
         return ReducedSystem(scipy.sparse.csr_matrix((0, 0)), np.zeros(0), unknown, foreground.astype(np.float64))
-    rows_any, cols_any = unknown.reshape(h, w).any(axis=1), unknown.reshape(h, w).any(axis=0)
-    reach = 2 * radius
-    y0, y1 = max(np.argmax(rows_any) - reach, 0), min(h - np.argmax(rows_any[::-1]) + reach, h)
-    x0, x1 = max(np.argmax(cols_any) - reach, 0), min(w - np.argmax(cols_any[::-1]) + reach, w)
-    crop = np.ascontiguousarray(np.asarray(image, np.float64)[y0:y1, x0:x1])
-    ch, cw = y1 - y0, x1 - x0
-    known_crop = np.ascontiguousarray(known.reshape(h, w)[y0:y1, x0:x1])
-    size = 2 * reach + 1
-    values = np.zeros((ch * cw, size, size))
-    _cf_laplacian(crop, float(epsilon), int(radius), values, np.zeros(ch * cw * size * size, np.int64),
-                  np.zeros(ch * cw + 1, np.int64), known_crop)
-    fg_crop = np.ascontiguousarray(foreground.reshape(h, w)[y0:y1, x0:x1])
-    indptr, indices, data, b = unknown_rows(values, ~known_crop, fg_crop)
+    image = np.asarray(image, np.float64)
+    known2, unknown2 = known.reshape(h, w), unknown.reshape(h, w)
+    reach, size = 2 * radius, 4 * radius + 1
+    local = np.full((h, w), -1, np.int64)  # pixel → index among the unknowns, raster order (−1: known)
+    local[unknown2] = np.arange(int(unknown.sum()))
+    stencils = np.empty((int(unknown.sum()), size, size))
+    for ty in range(0, h, tile):
+        for tx in range(0, w, tile):
+            core = np.s_[ty:ty + tile, tx:tx + tile]
+            if not unknown2[core].any():
+                continue
+            y0, x0 = max(ty - reach, 0), max(tx - reach, 0)
+            y1, x1 = min(ty + tile + reach, h), min(tx + tile + reach, w)
+            ch, cw = y1 - y0, x1 - x0
+            values = np.zeros((ch, cw, size, size))
+            _cf_laplacian(np.ascontiguousarray(image[y0:y1, x0:x1]), float(epsilon), int(radius),
+                          values.reshape(ch * cw, size, size), np.zeros(ch * cw * size * size, np.int64),
+                          np.zeros(ch * cw + 1, np.int64), np.ascontiguousarray(known2[y0:y1, x0:x1]))
+            inner = values[ty - y0:ty - y0 + tile, tx - x0:tx - x0 + tile]
+            mask = unknown2[core]
+            stencils[local[core][mask]] = inner[mask]
+    indptr, indices, data, b = unknown_rows(stencils, local, foreground.reshape(h, w))
     A = scipy.sparse.csr_matrix((data, indices, indptr), shape=(b.size, b.size))
-    # The unknown pixels of the crop are all the image's, in the same (raster) order.
     return ReducedSystem(A=A, b=b, unknown=unknown, known_values=foreground.astype(np.float64))
 
 
 def auto_choice(system: ReducedSystem, multigrid: bool = True) -> str:
-    """'direct' up to DIRECT_MAX_UNKNOWNS unknowns, 'multigrid' when most of the image is unknown, else 'ichol'.
+    """'direct' up to SMALL_SYSTEM unknowns, 'multigrid' when most of the image is unknown, 'direct' up to
+    DIRECT_MAX_UNKNOWNS, else 'ichol'.
 
     ``multigrid=False`` for Laplacians without the colour-affine near-null space (random walk: its
     near-zero modes are pixel clusters cut off by vanishing edge weights, which no block-wise
@@ -145,11 +165,11 @@ def auto_choice(system: ReducedSystem, multigrid: bool = True) -> str:
     then always 'direct'.
     """
     n = int(system.unknown.sum())
-    if n <= DIRECT_MAX_UNKNOWNS or not multigrid:
+    if n <= SMALL_SYSTEM or not multigrid:
         return "direct"
     if n >= MULTIGRID_MIN_FRACTION * system.unknown.size:
         return "multigrid"
-    return "ichol"
+    return "direct" if n <= DIRECT_MAX_UNKNOWNS else "ichol"
 
 
 def choose_preconditioner(system: ReducedSystem, image: np.ndarray, solver: str = "auto",
@@ -164,7 +184,7 @@ def choose_preconditioner(system: ReducedSystem, image: np.ndarray, solver: str 
     if solver == "auto":
         solver = auto_choice(system, multigrid)
     if solver == "direct":
-        return solver, direct_preconditioner(system.A, precision)
+        return solver, system_direct_preconditioner(system, image, precision)
     if solver == "ichol":
         from pymatting.preconditioner.ichol import ichol
 
@@ -172,25 +192,57 @@ def choose_preconditioner(system: ReducedSystem, image: np.ndarray, solver: str 
     return solver, multigrid_preconditioner(system.A, image, system.unknown)
 
 
-def direct_preconditioner(A, precision: str = "single"):
-    """M⁻¹ = (LU of A)⁻¹, SuperLU with minimum-degree ordering on AᵀA + A (symmetric mode).
+def system_direct_preconditioner(system: ReducedSystem, image: np.ndarray, precision: str = "single"):
+    """:func:`direct_preconditioner` of ``system.A`` in the nested-dissection order of its pixels."""
+    from .ordering import unknown_order
+
+    return direct_preconditioner(system.A, precision, unknown_order(system.A, system.unknown, image.shape[1]))
+
+
+def direct_preconditioner(A, precision: str = "single", order=None):
+    """M⁻¹ = (LU of A)⁻¹ by SuperLU, in symmetric mode (diagonal pivots).
+
+    ``order``: an elimination order (e.g. :func:`matting.ordering.unknown_order`, nested dissection
+    of the pixels); SuperLU then factorises ``A[order][:, order]`` with its natural column order.
+    Without one it orders by minimum degree on AᵀA + A.
 
     A direct factorisation has no drop tolerance and no diagonal shift, so it cannot break down on an
-    ill-conditioned but SPD matrix the way a thresholded incomplete Cholesky does. In single
-    precision it is an almost exact inverse for the closed-form and learning-based Laplacians (CG
-    then converges in 2–3 iterations) at about two thirds of the cost of the float64 factorisation.
-    It is not for matrices whose condition number approaches 1/eps(float32) ≈ 10⁷: the random-walk
-    Laplacian (Gaussian weights that vanish across edges, regularised by only 1e-8) needs
-    ``precision="double"``, which makes M⁻¹ the exact inverse (CG stops after one step).
+    ill-conditioned but SPD matrix the way a thresholded incomplete Cholesky does. The pivots stay on
+    the diagonal (``diag_pivot_thresh=0``), as for an SPD matrix they may: SuperLU's default threshold
+    (1.0) swaps rows wherever an off-diagonal entry is larger than the diagonal, which the matting
+    Laplacians have in many columns, and that costs fill for no accuracy CG needs (GT04 trimap2:
+    80M factor entries with minimum degree and threshold 1, 57M with threshold 0, 56M with nested
+    dissection; GT26: 101M → 58M → 54M; factorisation 10.8 s → 6.3 s → 4.4 s on GT04, 53 s → 7.3 s →
+    5.1 s on GT26, one process, loaded machine).
+    In single precision it is an almost exact inverse for the closed-form and learning-based
+    Laplacians (CG then converges in 2–3 iterations) at about two thirds of the cost of the float64
+    factorisation. It is not for matrices whose condition number approaches 1/eps(float32) ≈ 10⁷:
+    the random-walk Laplacian (Gaussian weights that vanish across edges, regularised by only 1e-8)
+    needs ``precision="double"``, which makes M⁻¹ the exact inverse (CG stops after one step).
     """
-    A = scipy.sparse.csc_matrix(A)
-    options = {"SymmetricMode": True}
-    if precision == "double":
-        return scipy.sparse.linalg.splu(A, permc_spec="MMD_AT_PLUS_A", options=options).solve
-    if precision != "single":
+    if precision not in ("single", "double"):
         raise ValueError(f"precision must be 'single' or 'double', not {precision!r}")
-    lu = scipy.sparse.linalg.splu(A.astype(np.float32), permc_spec="MMD_AT_PLUS_A", options=options)
-    return lambda r: lu.solve(r.astype(np.float32)).astype(np.float64)
+    dtype = np.float32 if precision == "single" else np.float64
+    options = {"SymmetricMode": True}
+    if order is None:
+        lu = scipy.sparse.linalg.splu(scipy.sparse.csc_matrix(A).astype(dtype), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                                      options=options)
+        return lambda r: lu.solve(r.astype(dtype)).astype(np.float64)
+    from .ordering import permuted_rows
+
+    order = np.asarray(order)
+    # The CSR arrays of B = A[order][:, order] are the CSC arrays of Bᵀ: factorise Bᵀ and solve with
+    # trans='T', which is B⁻¹ exactly (no symmetry assumed), without a CSR → CSC conversion.
+    B = permuted_rows(A, order, dtype)
+    lu = scipy.sparse.linalg.splu(scipy.sparse.csc_matrix((B.data, B.indices, B.indptr), shape=B.shape),
+                                  permc_spec="NATURAL", diag_pivot_thresh=0.0, options=options)
+
+    def precondition(r):
+        x = np.empty(r.shape, np.float64)
+        x[order] = lu.solve(r[order].astype(dtype), trans="T")
+        return x
+
+    return precondition
 
 
 def tentative_prolongator(shape, unknown: np.ndarray, candidates: np.ndarray, block: int = BLOCK,
@@ -343,7 +395,7 @@ def solve_laplacian(L, trimap01: np.ndarray, image: np.ndarray, solver: str = "a
             return system.alpha(x, trimap01.shape)
         except ValueError:
             x, maxiter = count.x, maxiter - count.n
-            M = direct_preconditioner(system.A, "double")
+            M = system_direct_preconditioner(system, image, "double")
             info["precision"] = "double"
     x = solve(system, M, x0=x, rtol=rtol, maxiter=maxiter, callback=count)
     info["iterations"] = count.n

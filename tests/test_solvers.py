@@ -35,7 +35,8 @@ def _sad(alpha, composite, trimap):
 
 
 @pytest.mark.parametrize("constraints", ("band", "strokes"))
-def test_closed_form_system_equals_pymatting_laplacian_restricted(composite, constraints):
+@pytest.mark.parametrize("tile, radius", [(solvers.TILE, 1), (16, 1), (7, 1), (5, 2)])  # 5: tiles narrower than 2r
+def test_closed_form_system_equals_pymatting_laplacian_restricted(composite, constraints, tile, radius):
     from matting import _pymatting  # noqa: F401  (numba cache directory)
     from pymatting.laplacian.cf_laplacian import cf_laplacian
 
@@ -45,8 +46,8 @@ def test_closed_form_system_equals_pymatting_laplacian_restricted(composite, con
     trimap = (strokes_from_trimap(trimap, fraction=0.10) if constraints == "strokes" else trimap) / 255.0
     _, known, _ = solvers.split_trimap(trimap)
     image = composite.image.astype(np.float64)
-    reference = solvers.reduced_system(cf_laplacian(image, 1e-7, 1, is_known=known.reshape(trimap.shape)), trimap)
-    ours = solvers.closed_form_system(image, trimap, 1e-7, 1)
+    reference = solvers.reduced_system(cf_laplacian(image, 1e-7, radius, is_known=known.reshape(trimap.shape)), trimap)
+    ours = solvers.closed_form_system(image, trimap, 1e-7, radius, tile=tile)
     assert ours.A.shape == reference.A.shape
     assert abs(ours.A - reference.A).max() < 1e-9 * abs(reference.A).max()
     np.testing.assert_allclose(ours.b, reference.b, atol=1e-9)
@@ -110,7 +111,9 @@ def test_auto_choice_follows_region_size_and_shape():
         return solvers.ReducedSystem(A=None, b=None, unknown=unknown, known_values=None)
 
     assert solvers.auto_choice(system(50_000, 400_000)) == "direct"
-    assert solvers.auto_choice(system(200_000, 400_000)) == "ichol"
+    assert solvers.auto_choice(system(100_000, 110_000)) == "direct"  # small: direct whatever the shape
+    assert solvers.auto_choice(system(200_000, 400_000)) == "direct"  # a wide trimap band
+    assert solvers.auto_choice(system(500_000, 2_000_000)) == "ichol"  # beyond DIRECT_MAX_UNKNOWNS
     assert solvers.auto_choice(system(360_000, 400_000)) == "multigrid"
 
 
