@@ -11,9 +11,13 @@ SUITES = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="python -m matting.bench")
     parser.add_argument("suite", choices=SUITES)
-    args, rest = parser.parse_known_args(argv)
+    if argv and argv[0] in SUITES:  # the suite's own options, --help included, go to the suite
+        args, rest = parser.parse_args(argv[:1]), argv[1:]
+    else:
+        args, rest = parser.parse_known_args(argv)
     suite_main = importlib.import_module(f"{__package__}.{args.suite}").main
     try:
         return suite_main(rest)
