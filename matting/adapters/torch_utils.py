@@ -77,7 +77,8 @@ def library_forward():
 
     import torch
 
-    from ..models.accelerate import threads, threads_context
+    from ..models.accelerate import threads_context
+    from ..threads import threads
 
     stack = contextlib.ExitStack()
     stack.enter_context(torch.inference_mode())

@@ -141,17 +141,6 @@ def _template_to_json(template):
     raise TypeError(f"cannot record an output of type {type(template).__name__}")
 
 
-def _template_from_json(data):
-    if "tensor" in data:
-        return _Slot()
-    if "mapping" in data:
-        return {key: _template_from_json(value) for key, value in data["mapping"]}
-    if "sequence" in data:
-        items = [_template_from_json(item) for item in data["items"]]
-        return tuple(items) if data["sequence"] == "tuple" else items
-    return data["value"]
-
-
 def _fill(template, tensors):
     iterator = iter(tensors)
 
@@ -323,10 +312,6 @@ def onnx_path(model: nn.Module, *example_inputs, weights_sha256: str | None = No
     return cache_dir() / "onnx" / f"{name}-{weights[:16]}-{signature[:16]}.onnx"
 
 
-def _session(path: Path, count: int):
-    return runtime.ort_session(path, count)
-
-
 def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
     try:
         import onnxruntime  # noqa: F401
@@ -340,10 +325,9 @@ def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
             meta = _export(model, example_inputs, path, meta_path)
     if not meta.get("exact", False):
         raise _NotExportable(meta.get("reason", "the exported graph differs from the reference"))
-    session = _session(path, threads())
+    session = runtime.ort_session(path, threads())
     names = [item.name for item in session.get_inputs()]
     positions = meta["tensor_positions"]
-    template = _template_from_json(meta["template"])
     if len(names) != len(positions):
         raise _NotExportable("the cached graph's inputs do not match")
     if weights_sha256:  # a later process can run this graph without torch (matting.models.runtime)
@@ -355,7 +339,7 @@ def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
     def run(*args):
         feed = {name: args[i].detach().cpu().contiguous().numpy() for name, i in zip(names, positions)}
         outputs = session.run(None, feed)
-        return _fill(template, [torch.from_numpy(array) for array in outputs])
+        return runtime.fill_template(meta["template"], (torch.from_numpy(array) for array in outputs))
 
     return Accelerated(model, "onnxruntime", run)
 
@@ -405,7 +389,7 @@ def _export(model, example_inputs, path: Path, meta_path: Path) -> dict:
             torch.onnx.export(wrapper, inputs, str(temporary), dynamo=False, opset_version=OPSET,
                               input_names=input_names, output_names=output_names, dynamic_axes=dynamic,
                               do_constant_folding=True)
-        session = _session(temporary, threads())
+        session = runtime.ort_session(temporary, threads())
         difference = _difference(session, model, example_inputs, wrapper.positions, reference)
         second = _second_size(model, example_inputs)
         if second is not None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..paths import cache_dir
 
-__all__ = ["ReadyGraph", "arguments_signature", "find", "ort_session", "record", "reference_requested"]
+__all__ = ["ReadyGraph", "arguments_signature", "fill_template", "find", "ort_session", "record", "reference_requested"]
 
 RECORD_FORMAT = 1
 
@@ -149,7 +149,7 @@ class ReadyGraph:
         names = [item.name for item in self.session.get_inputs()]
         feed = {name: np.ascontiguousarray(args[i]) for name, i in zip(names, self.positions)}
         outputs = iter(self.session.run(None, feed))
-        return _fill(self.template, outputs)
+        return fill_template(self.template, outputs)
 
     __hash__ = object.__hash__  # one session per object (a dataclass with eq would be unhashable)
 
@@ -157,13 +157,15 @@ class ReadyGraph:
         return f"<ReadyGraph {self.arch} (onnxruntime, no torch)>"
 
 
-def _fill(template: dict, outputs):
-    """The recorded output structure (accelerate's template JSON) with ``outputs`` in its tensor places."""
+def fill_template(template: dict, outputs):
+    """A forward's output structure, recorded as JSON (accelerate's ``_template_to_json``), with the
+    arrays or tensors of the iterator ``outputs`` in its tensor places, in order."""
+    outputs = iter(outputs)
     if "tensor" in template:
         return next(outputs)
     if "mapping" in template:
-        return {key: _fill(value, outputs) for key, value in template["mapping"]}
+        return {key: fill_template(value, outputs) for key, value in template["mapping"]}
     if "sequence" in template:
-        items = [_fill(item, outputs) for item in template["items"]]
+        items = [fill_template(item, outputs) for item in template["items"]]
         return tuple(items) if template["sequence"] == "tuple" else items
     return template["value"]
