@@ -26,23 +26,28 @@ FILE_NAMES = ("alpha.png", "foreground.png", "cutout.png", "composite.png", "res
 
 
 def save_result(result: Result, image: np.ndarray, folder, *, backdrop: str = "checkerboard",
-                colour: str = "#00b140", composited: np.ndarray | None = None, extra: dict | None = None) -> dict:
+                colour: str = "#00b140", composited: np.ndarray | None = None, extra: dict | None = None,
+                also: dict | None = None, workers: int | None = None) -> dict:
     """Write ``result`` (of a run on ``image``) into ``folder``; returns {name: path} of what was written.
 
     ``composited`` replaces the composite this function would make (the app renders its own backdrop);
-    ``extra`` is merged into ``result.json``.
+    ``extra`` is merged into ``result.json``; ``also`` ({key: (file name, array)}) adds pictures of
+    the caller's (the app's copy of the photo). The PNGs are encoded ``workers`` at a time
+    (:func:`matting.io.save_pngs`); ``result.json`` is written last.
     """
     folder = Path(folder)
-    written = {"alpha": io.save_png(folder / "alpha.png", result.alpha)}
     colours = result.foreground if result.foreground is not None else image
-    if result.foreground is not None:
-        written["foreground"] = io.save_png(folder / "foreground.png", result.foreground)
-    written["cutout"] = io.save_png(folder / "cutout.png", composite.rgba(colours, result.alpha))
     if composited is None:
         composited = composite.composite(backdrop, image, colours, result.alpha, colour)
-    written["composite"] = io.save_png(folder / "composite.png", composited)
+    pictures = {"alpha": (folder / "alpha.png", result.alpha)}
+    if result.foreground is not None:
+        pictures["foreground"] = (folder / "foreground.png", result.foreground)
+    pictures["cutout"] = (folder / "cutout.png", composite.rgba(colours, result.alpha))
+    pictures["composite"] = (folder / "composite.png", composited)
     for name, item in result.maps.items():
-        written[f"maps/{name}"] = io.save_png(folder / "maps" / f"{name}.png", map_picture(item))
+        pictures[f"maps/{name}"] = (folder / "maps" / f"{name}.png", map_picture(item))
+    pictures.update({key: (folder / name, array) for key, (name, array) in (also or {}).items()})
+    written = dict(zip(pictures, io.save_pngs(pictures.values(), workers)))
     summary = {**result.summary(), **(extra or {})}
     text = json.dumps(summary, indent=2, default=str) + "\n"
     written["result"] = io.write_bytes_atomically(folder / "result.json", text.encode("utf-8"))

@@ -99,6 +99,24 @@ def _assert_clean_error(outcome, *fragments):
         assert fragment in stderr, stderr
 
 
+def test_pooled_png_writes_equal_serial_ones_and_fail_after_the_rest(tmp_path):
+    rng = np.random.default_rng(3)
+    arrays = [rng.random((37, 53, 3)), (rng.random((40, 20)) * 255).astype(np.uint8), rng.random((9, 9, 4))]
+    serial = io.save_pngs([(tmp_path / "serial" / f"{i}.png", a) for i, a in enumerate(arrays)], workers=1)
+    pooled = io.save_pngs([(tmp_path / "pooled" / f"{i}.png", a) for i, a in enumerate(arrays)], workers=3)
+    assert [p.name for p in pooled] == ["0.png", "1.png", "2.png"]  # the order given
+    for one, other in zip(serial, pooled):
+        assert np.array_equal(np.asarray(Image.open(one)), np.asarray(Image.open(other)))
+    assert np.array_equal(np.asarray(Image.open(pooled[1])), arrays[1])
+    # a bad array fails its own file; the others are written whole, no temporary file is left
+    items = [(tmp_path / "mixed" / "good0.png", arrays[0]), (tmp_path / "mixed" / "bad.png", np.zeros((4, 4, 7))),
+             (tmp_path / "mixed" / "good1.png", arrays[1])]
+    with pytest.raises(Exception):
+        io.save_pngs(items, workers=2)
+    assert sorted(p.name for p in (tmp_path / "mixed").iterdir()) == ["good0.png", "good1.png"]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "mixed" / "good1.png")), arrays[1])
+
+
 def test_cli_out_that_is_a_file(tmp_path, capsys):
     existing = tmp_path / "results.txt"
     existing.write_text("keep me")

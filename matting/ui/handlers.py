@@ -423,8 +423,7 @@ def present_result(spec, image, result, inputs, ground_truth, backdrop, colour, 
     except MattingError as exc:
         notes.append(f"Composite: {exc}")
         composited = render_composite(image, result.foreground, result.alpha, "checkerboard", None, None)
-    io.save_png(folder / "photo.png", image)
-    saved = export.save_result(result, image, folder, composited=composited)
+    saved = export.save_result(result, image, folder, composited=composited, also={"photo": ("photo.png", image)})
 
     details = result.summary()
     details["inputs"] = sorted(["image", *inputs])
