@@ -240,6 +240,20 @@ def test_registered_method_runs_with_parameters_by_name(client, files):
         client.predict(FAKE.id, handle_file(str(files["photo"])), channel="purple", api_name="/run_automatic")
 
 
+def test_the_app_bench_calls_the_run_endpoint_as_a_page_does(app_url, files):
+    """matting.bench app's raw HTTP call: every output file is fetched, an error answer is raised."""
+    import httpx
+
+    from matting.bench.app import http_predict
+
+    with httpx.Client(timeout=60) as connection:
+        fetched = http_predict(connection, app_url, "run_automatic", str(files["photo"]), method_id=FAKE.id)
+        assert fetched >= 4  # alpha, foreground, composite, cut-out (+ maps)
+        with pytest.raises(RuntimeError, match="answered error"):
+            http_predict(connection, app_url, "run_automatic", str(files["photo"]), method_id=FAKE.id,
+                         threshold=3.0)
+
+
 # --------------------------------------------------------------------------- photo, ground truth, modes
 
 def test_load_photo(client, files):

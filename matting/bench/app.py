@@ -98,8 +98,8 @@ def http_predict(client, base_url: str, api_name: str, photo_path: str, **values
         info = client.get(f"{base_url}gradio_api/info").json()
         _API_PARAMETERS[key] = info["named_endpoints"][f"/{api_name}"]["parameters"]
     parameters = _API_PARAMETERS[key]
-    data = [values.get(item["parameter_name"], item.get("parameter_default")) for item in parameters]
-    response = client.post(f"{base_url}gradio_api/call/{api_name}", json={"data": data})
+    inputs = [values.get(item["parameter_name"], item.get("parameter_default")) for item in parameters]
+    response = client.post(f"{base_url}gradio_api/call/{api_name}", json={"data": inputs})
     response.raise_for_status()
     event_id = response.json()["event_id"]
     event, data = None, None
