@@ -111,7 +111,7 @@ def test_pooled_png_writes_equal_serial_ones_and_fail_after_the_rest(tmp_path):
     # a bad array fails its own file; the others are written whole, no temporary file is left
     items = [(tmp_path / "mixed" / "good0.png", arrays[0]), (tmp_path / "mixed" / "bad.png", np.zeros((4, 4, 7))),
              (tmp_path / "mixed" / "good1.png", arrays[1])]
-    with pytest.raises(Exception):
+    with pytest.raises(TypeError, match="Cannot handle this data type"):  # Pillow's own error for 7 channels
         io.save_pngs(items, workers=2)
     assert sorted(p.name for p in (tmp_path / "mixed").iterdir()) == ["good0.png", "good1.png"]
     assert np.array_equal(np.asarray(Image.open(tmp_path / "mixed" / "good1.png")), arrays[1])
