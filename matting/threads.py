@@ -1,36 +1,105 @@
 """How many threads the compute libraries use: one policy for torch, onnxruntime and numba.
 
-``MATTING_THREADS`` if set; else 1 on a machine with at most 2 cores, and half the cores, at most 8,
-above that. Measured on 2 shared cores (``python -m matting.bench models`` and ``end_to_end``): one
-thread beat two by up to 6× for the networks and by 4–10× for pymatting's numba kernels (the
-multi-level foreground estimate: 32 ms at 1 thread, 145–346 ms at 2, 512² photo) — with both cores
-busy, every parallel region waits for a worker that the scheduler has handed to another process, and
-a Space shares its two cores with the web server. Above 2 cores, hyper-threads and the caller's own
-threads keep the rest busy; beyond 8 the convolutions of these networks scale poorly.
+The count depends on the library, because their thread pools behave differently when the cores are
+busy. Measured on 2 cores with 0, 1, 2 and 6 other processes spinning on them (median ms,
+``/work/scratch``-style loops now in ``python -m matting.bench threads``)::
 
-torch and onnxruntime get the count per call (:mod:`matting.models.accelerate`); numba gets it
-through :func:`limit_numba` (its thread count is per calling thread, so every caller sets it), with
-``NUMBA_NUM_THREADS`` as numba's own upper bound left as the user set it. Torch-free.
+    other busy processes on the 2 cores:                       0      1      2      6
+    onnxruntime, U²-NetP at 320², 1 thread                    265    443    486    985
+    onnxruntime, 2 threads (idle workers not spinning)        165    387    334    642
+    torch, six 32-channel 3×3 convolutions at 160², 1 thread   29     34     73    149
+    torch, 2 threads                                           23     95     51    381
+    numba, pymatting's foreground estimate at 512², 1 thread   32     49     97    171
+    numba, 2 threads                                           35     99    124    406
+
+onnxruntime's pool hands out small pieces of work and the calling thread takes what a descheduled
+worker has not started, so a second thread never hurt and a busy machine gives the process a larger
+share of the cores. torch (OpenMP) and numba split a parallel region into one fixed piece per thread
+and wait for the slowest: every region waits for a worker the scheduler gave to another process
+(up to 3× slower), and a Space shares its two cores with the web server.
+
+So, unless ``MATTING_THREADS`` says otherwise:
+
+* :func:`threads` (torch, numba): 1 on a machine with at most 2 cores, half the cores up to 8 above
+  (hyper-threads and the caller's own threads keep the rest busy; beyond 8 these networks' convolutions
+  scale poorly);
+* :func:`onnxruntime_threads`: every core on a machine with at most 2, else the same as
+  :func:`threads` but at least 2.
+
+"Cores" are :func:`available_cores`: the CPUs this process may run on, fewer where a container's CPU
+quota (cgroup ``cpu.max``) allows less — a 2-CPU Space on a 64-core host is a 2-core machine.
+
+torch and onnxruntime get the count per call or per session (:mod:`matting.models.accelerate`,
+:mod:`matting.models.runtime`); numba gets it through :func:`limit_numba` (its thread count is per
+calling thread, so every caller sets it), with ``NUMBA_NUM_THREADS`` as numba's own upper bound left
+as the user set it. Torch-free.
 """
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 
 from .errors import MattingError
 
-__all__ = ["limit_numba", "threads"]
+__all__ = ["available_cores", "limit_numba", "onnxruntime_threads", "threads"]
+
+# cgroup v2, then v1: "<quota> <period>" (or "max <period>"), and quota / period in two files.
+CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+
+
+def _cgroup_cpu_limit() -> float | None:
+    """CPUs allowed by the container's quota (e.g. 2.0), or None where there is no quota to read."""
+    try:
+        quota, period = CGROUP_V2_CPU_MAX.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(CGROUP_V1_QUOTA.read_text())
+        period = int(CGROUP_V1_PERIOD.read_text())
+        return None if quota <= 0 or period <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def available_cores() -> int:
+    """CPUs this process may use: its affinity set, capped by a cgroup CPU quota (rounded up)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = _cgroup_cpu_limit()
+    if limit is not None and limit > 0:
+        cores = min(cores, max(1, math.ceil(limit)))
+    return max(1, cores)
+
+
+def _override() -> int | None:
+    value = os.environ.get("MATTING_THREADS", "").strip()
+    if not value:
+        return None
+    try:
+        return max(1, int(value))
+    except ValueError:
+        raise MattingError(f"MATTING_THREADS={value!r} is not a whole number.") from None
 
 
 def threads() -> int:
-    """Threads for one forward or one numba kernel (see the module docstring)."""
-    value = os.environ.get("MATTING_THREADS", "").strip()
-    if value:
-        try:
-            return max(1, int(value))
-        except ValueError:
-            raise MattingError(f"MATTING_THREADS={value!r} is not a whole number.") from None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """Threads for one torch forward or one numba kernel (see the module docstring)."""
+    override = _override()
+    if override is not None:
+        return override
+    cores = available_cores()
     return 1 if cores <= 2 else min(8, cores // 2)
+
+
+def onnxruntime_threads() -> int:
+    """Intra-op threads of an onnxruntime session (idle workers not spinning; see the module docstring)."""
+    override = _override()
+    if override is not None:
+        return override
+    cores = available_cores()
+    return cores if cores <= 2 else max(2, min(8, cores // 2))
 
 
 def limit_numba() -> int:

@@ -124,7 +124,7 @@ def load_network(arch: str, checkpoint_id: str, *example_arguments):
     """
     from .. import weights
     from ..models import runtime
-    from ..threads import threads
+    from ..threads import onnxruntime_threads
 
     backend = os.environ.get("MATTING_BACKEND", "").strip()
     on_cpu = os.environ.get("MATTING_DEVICE", "cpu").strip() in ("", "cpu")
@@ -137,7 +137,7 @@ def load_network(arch: str, checkpoint_id: str, *example_arguments):
     with _lock:
         graph = _models.get(key)
         if graph is None:
-            graph = runtime.find(arch, weights.sha256_file(path), arguments, threads())
+            graph = runtime.find(arch, weights.sha256_file(path), arguments, onnxruntime_threads())
             if graph is None:
                 return load_model(arch, checkpoint_id)
             graph.origin = (arch, checkpoint_id)

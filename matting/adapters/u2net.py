@@ -48,15 +48,44 @@ OUTPUTS = tuple(OutputMap(name, "alpha", text + MAP_NOTE) for name, text in STAG
 
 def preprocess(image: np.ndarray) -> np.ndarray:
     """RGB float image in [0, 1] (H×W×3) → float32 1×3×320×320 network input (steps 1–2)."""
-    from skimage.transform import resize
-
-    small = resize(np.asarray(image, dtype=np.float64), (INPUT_SIZE, INPUT_SIZE), order=1, mode="constant",
-                   anti_aliasing=False)
+    small = resize_like_skimage(np.asarray(image, dtype=np.float64), INPUT_SIZE, INPUT_SIZE)
     peak = small.max()
     if peak > 0:  # an all-black image would divide by zero in the official code
         small = small / peak
     normalised = (small - IMAGENET_MEAN) / IMAGENET_STD
     return np.ascontiguousarray(normalised.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def _linear_interpolation(size_in: int, size_out: int):
+    """Linear interpolation along one axis as scipy.ndimage.zoom samples with ``grid_mode=True``, as a
+    size_out × size_in sparse matrix: output pixel o reads input coordinate (o + ½)·size_in/size_out − ½
+    from its two neighbours; a neighbour outside the input reads 0 ('grid-constant', cval 0)."""
+    import scipy.sparse
+
+    coordinate = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
+    first = np.floor(coordinate).astype(np.intp)
+    fraction = coordinate - first
+    columns = np.column_stack([first, first + 1])
+    weights = np.column_stack([1.0 - fraction, fraction])
+    weights[(columns < 0) | (columns >= size_in)] = 0.0
+    return scipy.sparse.csr_matrix((weights.ravel(), np.clip(columns, 0, size_in - 1).ravel(),
+                                    np.arange(0, 2 * size_out + 1, 2)), shape=(size_out, size_in))
+
+
+def resize_like_skimage(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``skimage.transform.resize(image, (height, width), order=1, mode='constant', anti_aliasing=False)``
+    for an H×W×C float64 image, as two sparse products (rows, then columns).
+
+    scikit-image hands this to ``scipy.ndimage.zoom`` (``grid_mode=True``, mode 'grid-constant'),
+    whose general spline code took 16 ms of a 512² U²-NetP run (the whole forward: 165 ms); the same
+    bilinear weights as two products take 4 ms. Equal to scikit-image's result to float64 rounding
+    (``tests/test_u2net_preprocess.py``: up- and down-sampling, odd sizes).
+    """
+    rows, columns, channels = image.shape
+    tall = _linear_interpolation(rows, height) @ image.reshape(rows, columns * channels)
+    across = tall.reshape(height, columns, channels).transpose(1, 0, 2).reshape(columns, height * channels)
+    resized = _linear_interpolation(columns, width) @ across
+    return resized.reshape(width, height, channels).transpose(1, 0, 2)
 
 
 def norm_pred(prediction: np.ndarray) -> np.ndarray:

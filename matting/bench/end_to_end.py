@@ -45,12 +45,12 @@ def photo(side: int) -> np.ndarray:
 def _sessions():
     import onnxruntime as ort
 
-    from ..models.accelerate import threads
+    from ..threads import onnxruntime_threads
 
     path = str(weights.path("u2netp"))
     default = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads()
+    options.intra_op_num_threads = onnxruntime_threads()
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     tuned = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])

@@ -15,7 +15,7 @@ or any other implementation. Three backends:
   dynamic batch and spatial axes so one file serves every input size), cached as
   ``<cache dir>/onnx/<arch>-<weights sha256>-<signature>.onnx`` (the signature covers the non-tensor
   arguments, the tensors' ranks and channels, the port's source files and the torch version), run by an
-  ``InferenceSession`` with :func:`threads` intra-op threads and spinning off. Right after an export
+  ``InferenceSession`` with :func:`matting.threads.onnxruntime_threads` intra-op threads and spinning off. Right after an export
   the graph is checked against the reference forward at the example size and at a second size
   (example + the architecture's stride); a graph that differs by more than :data:`EXPORT_TOLERANCE`,
   or an export that fails, falls back to ``"torch"`` with a warning. A checked graph whose weights
@@ -63,7 +63,7 @@ from torch import nn
 
 from ..errors import MattingError
 from ..paths import cache_dir
-from ..threads import threads
+from ..threads import onnxruntime_threads, threads
 from . import runtime
 from .runtime import reference_requested
 
@@ -325,7 +325,7 @@ def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
             meta = _export(model, example_inputs, path, meta_path)
     if not meta.get("exact", False):
         raise _NotExportable(meta.get("reason", "the exported graph differs from the reference"))
-    session = runtime.ort_session(path, threads())
+    session = runtime.ort_session(path, onnxruntime_threads())
     names = [item.name for item in session.get_inputs()]
     positions = meta["tensor_positions"]
     if len(names) != len(positions):
@@ -389,7 +389,7 @@ def _export(model, example_inputs, path: Path, meta_path: Path) -> dict:
             torch.onnx.export(wrapper, inputs, str(temporary), dynamo=False, opset_version=OPSET,
                               input_names=input_names, output_names=output_names, dynamic_axes=dynamic,
                               do_constant_folding=True)
-        session = runtime.ort_session(temporary, threads())
+        session = runtime.ort_session(temporary, onnxruntime_threads())
         difference = _difference(session, model, example_inputs, wrapper.positions, reference)
         second = _second_size(model, example_inputs)
         if second is not None:
