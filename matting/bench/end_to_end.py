@@ -91,11 +91,12 @@ def print_end_to_end(rounds: int = 10) -> None:
     feed = preprocess(image.astype(np.float32) / 255)
     default, tuned = _sessions()
     name = default.get_inputs()[0].name
+    ours = f"ORT bare (ours: {tuned.get_session_options().intra_op_num_threads} thread(s), no spin)"
     runs = {
         "matting.run 512², foreground none": lambda: matting.run("u2netp", image, foreground="none"),
         "matting.run 512² (+ default foreground estimate)": lambda: matting.run("u2netp", image),
         "ORT bare (default options)": lambda: default.run(None, {name: feed}),
-        "ORT bare (1 thread/ours, no spin)": lambda: tuned.run(None, {name: feed}),
+        ours: lambda: tuned.run(None, {name: feed}),
         "matting.run 1 MP": lambda: matting.run("u2netp", megapixel),
         "matting.run 512² reference, foreground none": lambda: _reference(image),
     }
