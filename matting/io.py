@@ -35,6 +35,7 @@ from .decoding import (  # noqa: F401  (the limits and checks are part of io's p
     DEFAULT_MAX_PIXELS, FILE_BYTES_PER_PIXEL, MIN_FILE_CAP_BYTES, MIN_SIDE, SNAP_TOLERANCE, STROKE_ALPHA_THRESHOLD,
     TRIMAP_LEVELS, _check_shape, _shown, _split_alpha, _to_unit_array, check_pixel_count, check_pixels,
     describe_size, max_file_bytes, max_pixels_default, parse_pixel_limit, resolve_max_pixels)
+from .threads import available_cores
 
 
 @dataclass(frozen=True)
@@ -214,11 +215,11 @@ def save_png(path, array: np.ndarray) -> Path:
 
 
 # Pillow releases the GIL while zlib compresses, so independent PNGs encode in parallel threads.
-# Unlike a parallel region inside one kernel (see matting.threads, where 1 thread beat 2 on busy
-# cores), these are whole files of 20–80 ms each handed to free workers: a worker that waits for a
+# Unlike a parallel region inside one torch or numba kernel (see matting.threads, where 1 thread beat 2
+# on busy cores), these are whole files of 20–80 ms each handed to free workers: a worker that waits for a
 # core delays only its own file. Measured on 2 cores, the twelve files of an app run of U²-NetP on a
 # 1-megapixel photo: ``python -m matting.bench app`` (row "result files").
-PNG_WRITERS = max(1, min(4, os.cpu_count() or 1))
+PNG_WRITERS = max(1, min(4, available_cores()))  # cores this process may use (a container's quota included)
 _png_pools: dict[int, object] = {}
 _png_pools_lock = threading.Lock()
 

@@ -18,13 +18,18 @@ share of the cores. torch (OpenMP) and numba split a parallel region into one fi
 and wait for the slowest: every region waits for a worker the scheduler gave to another process
 (up to 3× slower), and a Space shares its two cores with the web server.
 
+torch at two threads does win when the cores are idle (SIM's matting network at 320²: 0.64 s at two
+threads against 1.4 s at one, ``python -m matting.bench models``), so its count follows the machine's
+state (:func:`cores_idle`: no other process runnable, little CPU pressure).
+
 So, unless ``MATTING_THREADS`` says otherwise:
 
-* :func:`threads` (torch, numba): 1 on a machine with at most 2 cores, half the cores up to 8 above
-  (hyper-threads and the caller's own threads keep the rest busy; beyond 8 these networks' convolutions
-  scale poorly);
+* :func:`threads` (numba): 1 on a machine with at most 2 cores, half the cores up to 8 above
+  (hyper-threads and the caller's own threads keep the rest busy; beyond 8 the kernels scale poorly);
+* :func:`torch_threads`: every core of a machine with at most 2 while :func:`cores_idle`, else as
+  :func:`threads`; read at every forward;
 * :func:`onnxruntime_threads`: every core on a machine with at most 2, else the same as
-  :func:`threads` but at least 2.
+  :func:`threads` but at least 2 (fixed per session).
 
 "Cores" are :func:`available_cores`: the CPUs this process may run on, fewer where a container's CPU
 quota (cgroup ``cpu.max``) allows less — a 2-CPU Space on a 64-core host is a 2-core machine.
@@ -42,12 +47,15 @@ from pathlib import Path
 
 from .errors import MattingError
 
-__all__ = ["available_cores", "limit_numba", "onnxruntime_threads", "threads"]
+__all__ = ["available_cores", "cores_idle", "limit_numba", "onnxruntime_threads", "threads", "torch_threads"]
 
 # cgroup v2, then v1: "<quota> <period>" (or "max <period>"), and quota / period in two files.
 CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+# CPU pressure (PSI): the container's own first, then the machine's.
+CPU_PRESSURE_FILES = (Path("/sys/fs/cgroup/cpu.pressure"), Path("/proc/pressure/cpu"))
+IDLE_PRESSURE_PERCENT = 5.0  # "some avg10" below this: runnable tasks hardly ever waited for a core
 
 
 def _cgroup_cpu_limit() -> float | None:
@@ -84,13 +92,71 @@ def _override() -> int | None:
         raise MattingError(f"MATTING_THREADS={value!r} is not a whole number.") from None
 
 
+def cpu_pressure() -> float | None:
+    """The share of the last 10 s (percent) in which some runnable task waited for a CPU (PSI
+    ``some avg10``), or None where the kernel does not report it."""
+    for path in CPU_PRESSURE_FILES:
+        try:
+            for line in path.read_text().splitlines():
+                if line.startswith("some "):
+                    fields = dict(item.split("=", 1) for item in line.split()[1:])
+                    return float(fields["avg10"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
+
+
+LOADAVG = Path("/proc/loadavg")
+OWN_TASKS = Path("/proc/self/task")
+
+
+def other_runnable_tasks() -> int | None:
+    """Tasks of other processes running or waiting for a CPU right now (the kernel's count in
+    ``/proc/loadavg`` less this process's threads in state R), or None where Linux does not say."""
+    try:
+        total = int(LOADAVG.read_text().split()[3].split("/")[0])
+        own = 0
+        for task in OWN_TASKS.iterdir():
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue  # the thread ended meanwhile
+            own += stat[stat.rindex(")") + 2:].startswith("R")
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, total - own)
+
+
+def cores_idle(samples: int = 3) -> bool:
+    """Whether this process may use every core: no other process's task is runnable (the fewest
+    over ``samples`` readings, so a short-lived task does not count) and, where the kernel reports
+    CPU pressure, runnable tasks waited for a CPU less than :data:`IDLE_PRESSURE_PERCENT` of the
+    last 10 s. This process's own threads never count. Unknown counts as busy."""
+    others = [other_runnable_tasks() for _ in range(samples)]
+    if None in others or min(others) > 0:
+        return False
+    pressure = cpu_pressure()
+    return pressure is None or pressure < IDLE_PRESSURE_PERCENT
+
+
 def threads() -> int:
-    """Threads for one torch forward or one numba kernel (see the module docstring)."""
+    """Threads for one numba kernel (see the module docstring)."""
     override = _override()
     if override is not None:
         return override
     cores = available_cores()
     return 1 if cores <= 2 else min(8, cores // 2)
+
+
+def torch_threads() -> int:
+    """Threads for one torch forward, read at each call (see the module docstring)."""
+    override = _override()
+    if override is not None:
+        return override
+    cores = available_cores()
+    if cores <= 2:
+        return cores if cores_idle() else 1
+    return min(8, cores // 2)
 
 
 def onnxruntime_threads() -> int:

@@ -26,14 +26,62 @@ def machine(monkeypatch, tmp_path):
     return make
 
 
-@pytest.mark.parametrize("cores, torch_numba, onnxruntime", [
-    (1, 1, 1), (2, 1, 2), (3, 1, 2), (4, 2, 2), (8, 4, 4), (16, 8, 8), (64, 8, 8),
+@pytest.mark.parametrize("cores, numba, onnxruntime, torch_idle, torch_busy", [
+    (1, 1, 1, 1, 1), (2, 1, 2, 2, 1), (3, 1, 2, 1, 1), (4, 2, 2, 2, 2), (8, 4, 4, 4, 4), (16, 8, 8, 8, 8),
+    (64, 8, 8, 8, 8),
 ])
-def test_counts_per_library(machine, cores, torch_numba, onnxruntime):
+def test_counts_per_library(machine, monkeypatch, cores, numba, onnxruntime, torch_idle, torch_busy):
     machine(cores)
     assert policy.available_cores() == cores
-    assert policy.threads() == torch_numba
+    assert policy.threads() == numba
     assert policy.onnxruntime_threads() == onnxruntime
+    monkeypatch.setattr(policy, "cores_idle", lambda: True)
+    assert policy.torch_threads() == torch_idle
+    monkeypatch.setattr(policy, "cores_idle", lambda: False)
+    assert policy.torch_threads() == torch_busy
+
+
+@pytest.fixture
+def kernel_files(monkeypatch, tmp_path):
+    """Fake /proc/loadavg, /proc/self/task and PSI files."""
+    def make(running: int, own_states: list[str], pressure: str | None):
+        loadavg = tmp_path / "loadavg"
+        loadavg.write_text(f"0.50 0.40 0.30 {running}/321 4242\n")
+        tasks = tmp_path / "task"
+        if tasks.exists():
+            for child in tasks.iterdir():
+                (child / "stat").unlink()
+                child.rmdir()
+        tasks.mkdir(exist_ok=True)
+        for i, state in enumerate(own_states):
+            (tasks / str(i)).mkdir()
+            (tasks / str(i) / "stat").write_text(f"{100 + i} (python3 (worker)) {state} 1 2 3 4\n")
+        psi = tmp_path / "cpu.pressure"
+        psi.unlink(missing_ok=True)
+        if pressure is not None:
+            psi.write_text(f"some avg10={pressure} avg60=0.00 avg300=0.00 total=1\nfull avg10=0.00 avg60=0.00 "
+                           "avg300=0.00 total=0\n")
+        monkeypatch.setattr(policy, "LOADAVG", loadavg)
+        monkeypatch.setattr(policy, "OWN_TASKS", tasks)
+        monkeypatch.setattr(policy, "CPU_PRESSURE_FILES", (tmp_path / "absent", psi))
+    return make
+
+
+def test_cores_idle_counts_other_processes_only(kernel_files):
+    kernel_files(running=3, own_states=["R", "S", "R", "R"], pressure="0.00")  # all three are ours
+    assert policy.other_runnable_tasks() == 0 and policy.cores_idle()
+    kernel_files(running=2, own_states=["R", "S"], pressure="0.00")  # someone else is running
+    assert policy.other_runnable_tasks() == 1 and not policy.cores_idle()
+    kernel_files(running=1, own_states=["R"], pressure="12.50")  # nobody now, but tasks waited lately
+    assert policy.cpu_pressure() == 12.5 and not policy.cores_idle()
+    kernel_files(running=1, own_states=["R"], pressure=None)  # no PSI: the task count decides
+    assert policy.cpu_pressure() is None and policy.cores_idle()
+
+
+def test_cores_idle_is_false_where_linux_does_not_say(kernel_files, monkeypatch, tmp_path):
+    kernel_files(running=1, own_states=["R"], pressure="0.00")
+    monkeypatch.setattr(policy, "LOADAVG", tmp_path / "no-such-file")
+    assert policy.other_runnable_tasks() is None and not policy.cores_idle()
 
 
 def test_a_container_quota_caps_the_cores(machine):
@@ -57,7 +105,7 @@ def test_a_container_quota_caps_the_cores(machine):
 def test_the_override_applies_to_every_library(machine, monkeypatch):
     machine(2)
     monkeypatch.setenv("MATTING_THREADS", "3")
-    assert (policy.threads(), policy.onnxruntime_threads()) == (3, 3)
+    assert (policy.threads(), policy.onnxruntime_threads(), policy.torch_threads()) == (3, 3, 3)
     monkeypatch.setenv("MATTING_THREADS", "0")
     assert policy.threads() == 1
     monkeypatch.setenv("MATTING_THREADS", "two")

@@ -70,7 +70,7 @@ def inference():
 
 def library_forward():
     """Context for calling a library's model directly: no autograd and torch at the workbench's thread
-    count (:func:`matting.threads.threads`: one thread on a machine with at most 2 cores).
+    count (:func:`matting.threads.torch_threads`: on a machine with at most 2 cores, one thread unless the cores are idle).
     Measured on a busy 2-core machine: SAM's mask decoder took 0.19 s at one thread against 1.6 s at
     torch's default of two, so every click paid the oversubscription."""
     import contextlib
@@ -78,11 +78,11 @@ def library_forward():
     import torch
 
     from ..models.accelerate import threads_context
-    from ..threads import threads
+    from ..threads import torch_threads
 
     stack = contextlib.ExitStack()
     stack.enter_context(torch.inference_mode())
-    stack.enter_context(threads_context(threads()))
+    stack.enter_context(threads_context(torch_threads()))
     return stack
 
 

@@ -179,6 +179,9 @@ def make_inputs(config: Config, device: torch.device) -> tuple:
     width, height = config.size
     spec = config.input
     generator = torch.Generator().manual_seed(1)
+    if spec.example_inputs is not None:  # the architecture builds its own arguments
+        return tuple(x.to(device) if isinstance(x, torch.Tensor) else x
+                     for x in spec.example_inputs(height, width, generator))
     low, high = spec.value_range
     tensors, start = [], 0
     for count in spec.split or (len(spec.channels),):
@@ -408,7 +411,7 @@ def bench_config(config: Config, device: torch.device, warmup: int, repeats: int
 
 
 def models_threads() -> int:
-    from ..models.accelerate import threads
+    from ..threads import torch_threads as threads
 
     return threads()
 

@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     import torch
 
     from ..adapters import sam_pipeline
-    from ..models.accelerate import threads
+    from ..threads import torch_threads as threads
 
     with tempfile.TemporaryDirectory(prefix="bench-prompts-") as temporary:
         folder = Path(temporary)

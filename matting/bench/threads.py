@@ -8,8 +8,9 @@ timings and killed after), and for each library at 1 thread and at every core, i
 * torch: six 32-channel 3×3 convolutions at 160² (the shape of these networks' middle layers);
 * numba: pymatting's multi-level foreground estimate on a 512² photo.
 
-Prints the median ms per row, the ratio all-cores / one thread (below 1: more threads won) and what
-:mod:`matting.threads` picks on this machine.
+Prints the median ms per row, the ratio all-cores / one thread (below 1: more threads won), what
+:mod:`matting.threads` picks on this machine, and the torch counts that
+:func:`matting.threads.torch_threads` picked in each setting (it follows the machine's state).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import time
 import numpy as np
 
 from .. import weights
-from ..threads import available_cores, onnxruntime_threads, threads
+from ..threads import available_cores, onnxruntime_threads, threads, torch_threads
 
 
 def _onnxruntime_case(count: int):
@@ -79,13 +80,16 @@ CASES = {"onnxruntime": _onnxruntime_case, "torch": _torch_case, "numba": _numba
 
 
 def measure(busy: int, cases: dict, rounds: int) -> dict:
-    """Median seconds per (library, threads) with ``busy`` spinning processes running."""
+    """Median seconds per (library, threads) with ``busy`` spinning processes running, and under
+    ``"torch policy"`` the counts :func:`matting.threads.torch_threads` picked before each round."""
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
     try:
         if busy:
             time.sleep(1.0)  # let the scheduler spread them
         times = {key: [] for key in cases}
+        picked = []
         for _ in range(rounds):
+            picked.append(torch_threads())
             for key, run in cases.items():
                 started = time.perf_counter()
                 run()
@@ -94,7 +98,7 @@ def measure(busy: int, cases: dict, rounds: int) -> dict:
         for process in spinners:
             process.kill()
             process.wait()
-    return {key: float(np.median(values)) for key, values in times.items()}
+    return {**{key: float(np.median(values)) for key, values in times.items()}, "torch policy": picked}
 
 
 def main(argv=None) -> int:
@@ -111,7 +115,7 @@ def main(argv=None) -> int:
         for count in counts:
             cases[(library, count)] = CASES[library](count)
             cases[(library, count)]()  # warm-up: sessions, kernels, numba's cache
-    print(f"{cores} core(s) available; matting.threads picks {threads()} for torch and numba, "
+    print(f"{cores} core(s) available; matting.threads picks {threads()} for numba, {torch_threads()} for torch (now), "
           f"{onnxruntime_threads()} for onnxruntime · {time.strftime('%Y-%m-%d %H:%M')}\n")
     header = f"{'library':<13}{'threads':>8}" + "".join(f"{f'{b} busy':>10}" for b in args.busy)
     print(header)
@@ -125,4 +129,8 @@ def main(argv=None) -> int:
             ratios = "".join(f"{results[b][(library, counts[-1])] / results[b][(library, 1)]:>10.2f}"
                              for b in args.busy)
             print(f"{'':<13}{'ratio':>8}{ratios}")
+        if library == "torch":
+            picks = "".join(f"{'/'.join(str(c) for c in sorted(set(results[b]['torch policy'])))+' thr':>10}"
+                            for b in args.busy)
+            print(f"{'':<13}{'picked':>8}{picks}")
     return 0

@@ -8,7 +8,7 @@ or any other implementation. Three backends:
   what the fidelity tests check. Chosen everywhere when ``MATTING_REFERENCE=1``.
 * ``"torch"`` — BatchNorms folded into their convolutions (:func:`matting.models.fuse.fold_batchnorm`)
   and model and 4-D inputs in ``torch.channels_last``, under ``inference_mode``, at
-  :func:`threads` threads. Works for every network (data-dependent ones such as BGMv2's
+  :func:`matting.threads.torch_threads` threads. Works for every network (data-dependent ones such as BGMv2's
   sampling refiner included): the default. An architecture with a ``fast_module``
   (:attr:`matting.models.Architecture.fast_module`) runs that module instead, as given.
 * ``"onnxruntime"`` — the port exported once with ``torch.onnx.export`` (TorchScript exporter, opset 17,
@@ -63,7 +63,7 @@ from torch import nn
 
 from ..errors import MattingError
 from ..paths import cache_dir
-from ..threads import onnxruntime_threads, threads
+from ..threads import onnxruntime_threads, threads, torch_threads  # noqa: F401  (threads: re-exported)
 from . import runtime
 from .runtime import reference_requested
 
@@ -240,10 +240,8 @@ def _torch(model, example_inputs, note: str = "") -> Accelerated:
             module, layout = own(model, *example_inputs).eval(), (lambda args: args)
         else:
             module, layout = _fold(model, example_inputs).to(memory_format=torch.channels_last), _channels_last
-    count = threads()
-
     def run(*args):
-        with threads_context(count), torch.inference_mode():
+        with threads_context(torch_threads()), torch.inference_mode():
             return _contiguous(module(*layout(args)))
 
     return Accelerated(model, "torch", run, note)

@@ -57,7 +57,9 @@ class InputConfig:
     arguments (MODNet: ``(True,)`` for ``inference``). ``value_range`` is the range colour channels are
     scaled to before ``mean``/``std`` (per colour triple). ``size_rule`` is a sentence;
     ``example_size`` (height, width) a size at which to time the network, ``examples`` several
-    (:class:`Example`, overriding ``example_size``).
+    (:class:`Example`, overriding ``example_size``). ``example_inputs(height, width, generator)``, for a
+    forward whose arguments are not colour and trimap planes (SIM: image, trimaps, click maps and the
+    classifier's semantic map), returns the arguments themselves (the benchmarks' inputs).
     """
 
     channels: tuple[str, ...]
@@ -70,6 +72,7 @@ class InputConfig:
     split: tuple[int, ...] | None = None
     extra_args: tuple = ()
     examples: tuple[Example, ...] = ()
+    example_inputs: Callable[[int, int, object], tuple] | None = None
 
     def timing_examples(self) -> tuple[Example, ...]:
         return self.examples or (Example(self.example_size),)

@@ -58,6 +58,19 @@ SIM_CLASSES = (
 
 STRIDE = 8
 
+
+def _example_inputs(height: int, width: int, generator) -> tuple:
+    """Arguments of :meth:`SIM.forward` for timing at height × width (a multiple of 8): a random photo,
+    a random trimap in both encodings, click maps in [0, 1] and a semantic map that sums to 1."""
+    image = torch.rand(1, 3, height, width, generator=generator)
+    trimap = torch.randint(0, 3, (1, 1, height, width), generator=generator)
+    two_chan_trimap = torch.cat([trimap == 0, trimap == 2], 1).float()
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    clicks = torch.rand(1, 6, height, width, generator=generator)
+    semantic = torch.softmax(torch.randn(1, len(SIM_CLASSES), height, width, generator=generator), 1)
+    return image, two_chan_trimap, (image - mean) / std, clicks, semantic, None, False
+
+
 INPUT = InputConfig(
     channels=("R", "G", "B", "bg_click_6.4", "bg_click_25.6", "bg_click_51.2", "fg_click_6.4", "fg_click_25.6",
               "fg_click_51.2", "trimap_is_bg", "trimap_is_fg"),
@@ -65,7 +78,7 @@ INPUT = InputConfig(
     size_rule="image and trimap padded at the bottom and right to (side // 8 + 1) * 8 (always 1–8 pixels) with "
               "OpenCV BORDER_REFLECT; besides the 11-channel encoder input the network takes the RGB in [0, 1], the "
               "2-channel trimap and the 20-channel semantic trimap of the classifier ('sim_classifier')",
-    example_size=(320, 320), stride=STRIDE,
+    example_size=(320, 320), stride=STRIDE, example_inputs=_example_inputs,
 )
 
 CLASSIFIER_INPUT = InputConfig(
