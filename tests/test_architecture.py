@@ -312,3 +312,27 @@ def test_a_plugin_method_gets_a_control_in_the_app(plugin_package):
 
     demo = build_demo()
     assert "toy_blur" in json.dumps(demo.config, default=str)
+
+
+def test_the_model_benchmark_can_call_every_registered_network():
+    """Every row of ``python -m matting.bench models`` gets arguments its forward accepts (built from the
+    declared input conventions or the architecture's own ``example_inputs``), here at a small size."""
+    import dataclasses
+
+    import torch
+
+    from matting.bench.models import configs_from_registry, make_inputs
+
+    seen = set()
+    for config in configs_from_registry():
+        if config.arch in seen:
+            continue
+        seen.add(config.arch)
+        side = 64 * max(1, -(-config.input.stride // 64))  # a multiple of the stride, at least 64
+        small = dataclasses.replace(config, size=(side, side))
+        inputs = make_inputs(small, torch.device("cpu"))
+        model = models.create(config.arch, **config.kwargs).eval()
+        with torch.inference_mode():
+            outputs = model(*inputs)
+        assert outputs is not None, config.label
+    assert {"sim", "bgmv1"} <= seen

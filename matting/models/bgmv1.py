@@ -43,13 +43,22 @@ __all__ = ["ResnetConditionHR", "ResnetBlock", "INPUT", "checkpoint_filter", "ST
 
 STRIDE = 4
 
+def _example_inputs(height: int, width: int, generator) -> tuple:
+    """Arguments of :meth:`ResnetConditionHR.forward` for timing: photo, background, soft mask and four
+    motion frames, all in [−1, 1] like the official test script's inputs."""
+    def planes(count):
+        return torch.rand(1, count, height, width, generator=generator) * 2 - 1
+
+    return planes(3), planes(3), planes(1), planes(4)
+
+
 INPUT = InputConfig(
     channels=("R", "G", "B", "background R", "background G", "background B", "soft mask",
               "motion 1", "motion 2", "motion 3", "motion 4"),
     value_range=(-1.0, 1.0),
     size_rule="the official test script crops a square around the person mask and resizes it to 512×512; "
               "sides multiples of 4",
-    example_size=(512, 512), stride=STRIDE,
+    example_size=(512, 512), stride=STRIDE, example_inputs=_example_inputs,
 )
 
 
