@@ -100,9 +100,14 @@ def test_with_fft_convolutions_swaps_only_the_chosen_kernel_sizes():
 
 
 @needs_nnpack
-def test_dim_fast_path_convolves_large_maps_by_fft(nnpack_calls, monkeypatch):
+@pytest.mark.parametrize("torch_threads, fft_layers", [(1, 8), (2, 0)])
+def test_dim_fast_path_convolves_large_maps_by_fft_at_one_thread(nnpack_calls, monkeypatch, torch_threads,
+                                                                  fft_layers):
+    """One torch thread: FFT for the large maps. More (a quiet machine): channels_last, no NNPACK
+    (its thread pool keeps the size of its first call)."""
     monkeypatch.delenv("MATTING_REFERENCE", raising=False)
     monkeypatch.delenv("MATTING_BACKEND", raising=False)
+    monkeypatch.setenv("MATTING_THREADS", str(torch_threads))
     model = models.create("dim", stage=1).eval()
     x = torch.rand(1, 4, 128, 128)
     fast = accelerate(model, x)
@@ -111,7 +116,7 @@ def test_dim_fast_path_convolves_large_maps_by_fft(nnpack_calls, monkeypatch):
     pred, zero = fast(x)
     assert zero == 0 and pred.shape == (1, 1, 128, 128)
     # 3×3 from 64² (1/1 and 1/2 scale: 4 layers), 5×5 from 32² (1/1 … 1/4 and the prediction: 4 layers)
-    assert len(nnpack_calls) == 8
+    assert len(nnpack_calls) == fft_layers
     with torch.inference_mode():
         torch.testing.assert_close(pred, model(x)[0], rtol=0, atol=1e-5)
 

@@ -15,6 +15,8 @@ whose ``state_dict`` entry holds the weights) load with ``strict=True``:
   ``cat(image, predicted alpha)``; its output is added to the raw alpha in logit
   space before the final sigmoid.
 """
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -69,9 +71,39 @@ FFT_FROM_PIXELS = {5: 32 * 32, 3: 64 * 64}
 
 
 def fast_module(model, *example_inputs):
-    """The torch backend's DIM: the same forward, NCHW (NNPACK's layout), large convolutions by FFT,
-    in a thread of its own per call (NNPACK's workspace is freed with it)."""
-    return InFreshThread(with_fft_convolutions(model, FFT_FROM_PIXELS))
+    """The torch backend's DIM, chosen per call by torch's thread count at that moment
+    (:func:`matting.threads.torch_threads` sets it around every forward).
+
+    At one thread: NCHW (NNPACK's layout), large convolutions by FFT, in a thread of its own per call
+    (NNPACK's workspace is freed with it). At more: oneDNN's direct convolutions in channels_last.
+    NNPACK's thread pool keeps the size it had at its first convolution, so on a quiet machine
+    (two torch threads) the FFT copy ran 1.1–1.3× the reference's time while channels_last ran
+    0.69× at 608×800 and 0.77× at 320² (``python -m matting.bench models``)."""
+    return ByThreadCount(InFreshThread(with_fft_convolutions(model, FFT_FROM_PIXELS)),
+                         ChannelsLast(copy.deepcopy(model).to(memory_format=torch.channels_last)))
+
+
+class ChannelsLast(nn.Module):
+    """``module`` (already in channels_last) on 4-D inputs converted to channels_last; outputs as they come."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args):
+        return self.module(*(x.contiguous(memory_format=torch.channels_last)
+                             if isinstance(x, torch.Tensor) and x.dim() == 4 else x for x in args))
+
+
+class ByThreadCount(nn.Module):
+    """``single`` when torch runs one intra-op thread, ``multi`` otherwise (decided at every call)."""
+
+    def __init__(self, single: nn.Module, multi: nn.Module):
+        super().__init__()
+        self.single, self.multi = single, multi
+
+    def forward(self, *args):
+        return (self.single if torch.get_num_threads() == 1 else self.multi)(*args)
 
 
 @register_architecture("dim", recognise=recognise, input_config=INPUT, fast_module=fast_module,

@@ -17,7 +17,7 @@ same convolution, computed by FFT.
 CPU, not float32, strided, grouped, dilated, autograd on, NNPACK unavailable or failing) or where its
 input is smaller than the network's measured threshold. NNPACK's thread pool is made at its first
 convolution with ``torch.get_num_threads()`` threads at that moment (the accelerated forward sets
-:func:`matting.threads.threads` around every call).
+:func:`matting.threads.torch_threads` around every call; DIM uses FFT only at one thread).
 
 NNPACK keeps its workspace (the transformed tiles: about 3.5× the largest feature map convolved,
 2.2 GB after a 1600² DIM forward) in a thread-local buffer that is freed only when the thread ends;
