@@ -1,8 +1,8 @@
 """How many threads the compute libraries use: one policy for torch, onnxruntime and numba.
 
 The count depends on the library, because their thread pools behave differently when the cores are
-busy. Measured on 2 cores with 0, 1, 2 and 6 other processes spinning on them (median ms,
-``/work/scratch``-style loops now in ``python -m matting.bench threads``)::
+busy. Measured on 2 cores with 0, 1, 2 and 6 other processes spinning on them (median ms; the same
+loops are ``python -m matting.bench threads``)::
 
     other busy processes on the 2 cores:                       0      1      2      6
     onnxruntime, U²-NetP at 320², 1 thread                    265    443    486    985
