@@ -10,7 +10,7 @@ def skimage_resize(image, height, width):
     return resize(image, (height, width), order=1, mode="constant", anti_aliasing=False)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(height=st.integers(1, 700), width=st.integers(1, 700), out_h=st.integers(1, 400),
        out_w=st.integers(1, 400), channels=st.sampled_from([1, 3]), seed=st.integers(0, 2**16))
 def test_resize_equals_skimage_up_and_down(height, width, out_h, out_w, channels, seed):

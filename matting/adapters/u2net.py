@@ -59,7 +59,8 @@ def preprocess(image: np.ndarray) -> np.ndarray:
 def _linear_interpolation(size_in: int, size_out: int):
     """Linear interpolation along one axis as scipy.ndimage.zoom samples with ``grid_mode=True``, as a
     size_out × size_in sparse matrix: output pixel o reads input coordinate (o + ½)·size_in/size_out − ½
-    from its two neighbours; a neighbour outside the input reads 0 ('grid-constant', cval 0)."""
+    from its two neighbours. For size_out ≤ size_in every coordinate lies in [0, size_in − 1]; a
+    neighbour outside (the weight-0 tap at the last pixel) is clipped onto the border."""
     import scipy.sparse
 
     coordinate = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
@@ -74,7 +75,8 @@ def _linear_interpolation(size_in: int, size_out: int):
 
 def resize_like_skimage(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """``skimage.transform.resize(image, (height, width), order=1, mode='constant', anti_aliasing=False)``
-    for an H×W×C float64 image, as two sparse products (rows, then columns).
+    for an H×W×C float64 image: when shrinking (every photo larger than 320² on both sides), two sparse
+    products (rows, then columns); when enlarging, scikit-image's own call.
 
     scikit-image hands this to ``scipy.ndimage.zoom`` (``grid_mode=True``, mode 'grid-constant'),
     whose general spline code took 16 ms of a 512² U²-NetP run (the whole forward: 165 ms); the same
@@ -82,6 +84,12 @@ def resize_like_skimage(image: np.ndarray, height: int, width: int) -> np.ndarra
     (``tests/test_u2net_preprocess.py``: up- and down-sampling, odd sizes).
     """
     rows, columns, channels = image.shape
+    if height > rows or width > columns:
+        # Up-sampling reads taps beyond the border, where ndimage's 'grid-constant' is not plain
+        # zero-padding (the last sample is held on one side): leave that to scikit-image itself.
+        from skimage.transform import resize
+
+        return resize(image, (height, width), order=1, mode="constant", anti_aliasing=False)
     tall = _linear_interpolation(rows, height) @ image.reshape(rows, columns * channels)
     across = tall.reshape(height, columns, channels).transpose(1, 0, 2).reshape(columns, height * channels)
     resized = _linear_interpolation(columns, width) @ across
