@@ -59,8 +59,8 @@ def preprocess(image: np.ndarray) -> np.ndarray:
 def _linear_interpolation(size_in: int, size_out: int):
     """Linear interpolation along one axis as scipy.ndimage.zoom samples with ``grid_mode=True``, as a
     size_out × size_in sparse matrix: output pixel o reads input coordinate (o + ½)·size_in/size_out − ½
-    from its two neighbours. For size_out ≤ size_in every coordinate lies in [0, size_in − 1]; a
-    neighbour outside (the weight-0 tap at the last pixel) is clipped onto the border."""
+    from its two neighbours. For size_out ≤ size_in every coordinate lies in [0, size_in − 1], so
+    the only neighbour outside is the weight-0 one past the last pixel, clipped onto the border."""
     import scipy.sparse
 
     coordinate = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
@@ -68,7 +68,6 @@ def _linear_interpolation(size_in: int, size_out: int):
     fraction = coordinate - first
     columns = np.column_stack([first, first + 1])
     weights = np.column_stack([1.0 - fraction, fraction])
-    weights[(columns < 0) | (columns >= size_in)] = 0.0
     return scipy.sparse.csr_matrix((weights.ravel(), np.clip(columns, 0, size_in - 1).ravel(),
                                     np.arange(0, 2 * size_out + 1, 2)), shape=(size_out, size_in))
 

@@ -51,7 +51,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .. import models, weights
 from ..errors import MattingError
 from ..measure import PeakMemory
-from ..models.fuse import fold_batchnorm
+from ..models.fuse import fold_batchnorm, to_channels_last
 from ..models.random_init import recipe_like_weights_
 from ._model_tables import LEGEND, print_fast_table, print_row, print_table_header
 
@@ -201,11 +201,6 @@ def make_inputs(config: Config, device: torch.device) -> tuple:
         tensors.append(torch.cat(planes, 1).to(device))
         start += count
     return (*tensors, *spec.extra_args)
-
-
-def to_channels_last(inputs: tuple) -> tuple:
-    return tuple(x.contiguous(memory_format=torch.channels_last)
-                 if isinstance(x, torch.Tensor) and x.dim() == 4 else x for x in inputs)
 
 
 def output_tensors(outputs) -> list[torch.Tensor]:
@@ -411,9 +406,9 @@ def bench_config(config: Config, device: torch.device, warmup: int, repeats: int
 
 
 def models_threads() -> int:
-    from ..threads import torch_threads as threads
+    from ..threads import torch_threads
 
-    return threads()
+    return torch_threads()
 
 
 def bench_device(configs, device: torch.device, args) -> None:

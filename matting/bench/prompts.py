@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     import torch
 
     from ..adapters import sam_pipeline
-    from ..threads import torch_threads as threads
+    from ..threads import torch_threads
 
     with tempfile.TemporaryDirectory(prefix="bench-prompts-") as temporary:
         folder = Path(temporary)
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
         bundle = sam_pipeline.load_segmenter("slimsam_77")
         parameters = sum(p.numel() for p in bundle.model.parameters()) / 1e6
         print(f"\n### Click → mask in the app's handlers (random SAM, {args.segmenter} size, {parameters:.1f} M "
-              f"parameters; {bundle.device}, {threads()} torch thread(s) for SAM, torch default "
+              f"parameters; {bundle.device}, {torch_threads()} torch thread(s) for SAM, torch default "
               f"{torch.get_num_threads()}; {args.rounds} fresh photos × {args.clicks} clicks)\n")
         print("| photo | first click s (median) | later clicks s (median) | later clicks s (max) | "
               "encoder calls per photo |")

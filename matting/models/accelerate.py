@@ -66,6 +66,7 @@ from ..errors import MattingError
 from ..paths import cache_dir
 from ..threads import onnxruntime_threads, threads, torch_threads  # noqa: F401  (threads: re-exported)
 from . import runtime
+from .fuse import to_channels_last
 from .runtime import reference_requested
 
 __all__ = ["Accelerated", "BACKENDS", "EXPORT_TOLERANCE", "accelerate", "architecture_of", "onnx_path",
@@ -229,18 +230,13 @@ def threads_context(count: int):
     return _Threads()
 
 
-def _channels_last(args):
-    return tuple(x.contiguous(memory_format=torch.channels_last)
-                 if isinstance(x, torch.Tensor) and x.dim() == 4 else x for x in args)
-
-
 def _torch(model, example_inputs, note: str = "") -> Accelerated:
     own = getattr(architecture_of(model), "fast_module", None)
     with torch.no_grad():  # not inference_mode: the folded parameters must be ordinary tensors
         if own is not None:  # the network's own choice of kernels and layout
             module, layout = own(model, *example_inputs).eval(), (lambda args: args)
         else:
-            module, layout = _fold(model, example_inputs).to(memory_format=torch.channels_last), _channels_last
+            module, layout = _fold(model, example_inputs).to(memory_format=torch.channels_last), to_channels_last
     def run(*args):
         with threads_context(torch_threads()), torch.inference_mode():
             return _contiguous(module(*layout(args)))

@@ -24,6 +24,7 @@ from torch import nn
 from ..errors import MattingError
 from .constants import IMAGENET_MEAN, IMAGENET_STD
 from .fft_conv import InFreshThread, with_fft_convolutions
+from .fuse import to_channels_last
 from .registry import Example, InputConfig, register_architecture
 
 __all__ = ["DIM", "INPUT"]
@@ -91,8 +92,7 @@ class ChannelsLast(nn.Module):
         self.module = module
 
     def forward(self, *args):
-        return self.module(*(x.contiguous(memory_format=torch.channels_last)
-                             if isinstance(x, torch.Tensor) and x.dim() == 4 else x for x in args))
+        return self.module(*to_channels_last(args))
 
 
 class ByThreadCount(nn.Module):

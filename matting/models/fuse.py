@@ -10,6 +10,9 @@ modules are called nowhere else. Models whose ``forward`` cannot be traced as a 
 (data-dependent control flow, such as BackgroundMattingV2's refiner) are traced
 submodule by submodule; the convolutions of a module that cannot be traced at all
 are left alone.
+
+:func:`to_channels_last` is the other half of the torch fast path: its 4-D inputs in the layout
+that a channels_last network reads without converting.
 """
 from __future__ import annotations
 
@@ -22,7 +25,13 @@ import torch
 from torch import fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["ConvBnPair", "find_conv_bn_pairs", "fold_batchnorm"]
+__all__ = ["ConvBnPair", "find_conv_bn_pairs", "fold_batchnorm", "to_channels_last"]
+
+
+def to_channels_last(args) -> tuple:
+    """``args`` with every 4-D tensor in ``torch.channels_last`` (the rest as given)."""
+    return tuple(x.contiguous(memory_format=torch.channels_last)
+                 if isinstance(x, torch.Tensor) and x.dim() == 4 else x for x in args)
 
 _CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
