@@ -3,6 +3,7 @@ import json
 import os
 import tempfile
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,24 @@ def recipe(fidelity_dir):
     spec = importlib.util.spec_from_file_location("fidelity_recipe", fidelity_dir / "recipe.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def recipe_sim(fidelity_dir, recipe):
+    """../shared/fidelity/recipe_sim.py, SIM's recipe variant (it imports ``recipe`` by name: the
+    session's copy is lent to it)."""
+    spec = importlib.util.spec_from_file_location("fidelity_recipe_sim", fidelity_dir / "recipe_sim.py")
+    module = importlib.util.module_from_spec(spec)
+    saved = sys.modules.get("recipe")
+    sys.modules["recipe"] = recipe
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if saved is None:
+            sys.modules.pop("recipe", None)
+        else:
+            sys.modules["recipe"] = saved
     return module
 
 

@@ -29,49 +29,73 @@ FLOAT_TOLERANCE = {
     "modnet": 1e-4,
     "dim": 1e-4,
     "bgmv2_refine": 1e-4,
+    "sim": 1e-4,
+    "sim_classifier": 1e-4,
+    "bgmv1": 1e-4,
+    "shm": 1e-4,
 }
 ALPHA_LEVELS = 1            # 8-bit alpha: at most this many levels apart …
 ALPHA_PIXEL_FRACTION = 1e-3  # … on at most this fraction of the pixels
 
-# (architecture, constructor kwargs, fixture, input names, extra arguments, index of the alpha output)
+# case: (architecture, constructor kwargs, fixture, input names, extra arguments, where the alpha is in
+# the outputs (index or key; None: no alpha, the SIM classifier), the recipe's filler for the weights)
 CASES = {
-    "u2netp": ("u2netp", {}, "u2netp", ["input_x"], (), 0),
-    "modnet": ("modnet", {}, "modnet", ["input_img"], (False,), 2),
-    "dim": ("dim", {"stage": 1}, "dim", ["input_x"], (), 0),
+    "u2netp": ("u2netp", {}, "u2netp", ["input_x"], (), 0, "fill_"),
+    "u2net": ("u2net", {}, "u2net", ["input_x"], (), 0, "fill_"),
+    "modnet": ("modnet", {}, "modnet", ["input_img"], (False,), 2, "fill_"),
+    "dim": ("dim", {"stage": 1}, "dim", ["input_x"], (), 0, "fill_"),
     "bgmv2_mobilenetv2_sampling": ("bgmv2_refine", dict(backbone="mobilenetv2", backbone_scale=0.25,
                                                         refine_mode="sampling", refine_sample_pixels=4096),
-                                   "bgmv2_mobilenetv2_refine_sampling", ["input_src", "input_bgr"], (), 0),
+                                   "bgmv2_mobilenetv2_refine_sampling", ["input_src", "input_bgr"], (), 0, "fill_"),
     "bgmv2_resnet50_full": ("bgmv2_refine", dict(backbone="resnet50", backbone_scale=0.25, refine_mode="full"),
-                            "bgmv2_resnet50_refine_full", ["input_src", "input_bgr"], (), 0),
+                            "bgmv2_resnet50_refine_full", ["input_src", "input_bgr"], (), 0, "fill_"),
+    # the adapter's call: forward(image, two_chan_trimap, image_n, trimap_transformed, smap, inputs=None,
+    # is_training=False) -> {"alpha": …}
+    "sim": ("sim", {}, "sim", ["input_image", "input_two_chan_trimap", "input_image_n", "input_trimap_transformed",
+                                "input_smap"], (None, False), "alpha", "fill_sim_"),
+    "sim_classifier": ("sim_classifier", {}, "sim_classifier", ["input_x"], (), None, "fill_"),
+    "bgmv1": ("bgmv1", {}, "bgmv1", ["input_image", "input_back", "input_seg", "input_multi"], (), 0, "fill_"),
+    "shm": ("shm", {}, "shm", ["input_input"], (True,), 1, "fill_"),  # return_raw_alpha, as the adapter calls it
 }
 
 
 def tensors(outputs):
     if isinstance(outputs, torch.Tensor):
         return [outputs]
+    if isinstance(outputs, dict):
+        return [t for item in outputs.values() for t in tensors(item)]
     if isinstance(outputs, (tuple, list)):
         return [t for item in outputs for t in tensors(item)]
     return []
 
 
 def alpha8(arch, alpha):
+    """The 8-bit alpha the method would write from this network output."""
     alpha = alpha[0, 0].float().numpy()
     if arch.startswith("u2net"):
         from matting.adapters.u2net import norm_pred
 
         alpha = norm_pred(alpha)
+    if arch == "bgmv1":  # tanh output in [-1, 1]
+        alpha = (alpha + 1) / 2
     return (np.clip(alpha, 0, 1) * np.float32(255)).astype(np.uint8)
 
 
 def assert_fast_matches_reference(arch, reference, fast, alpha_index):
     assert type(reference) is type(fast) and len(reference) == len(fast)
-    for ref_item, fast_item in zip(reference, fast):  # same structure: None / 0 where the reference has them
-        if not isinstance(ref_item, torch.Tensor):
-            assert fast_item == ref_item
+    if isinstance(reference, dict):
+        assert list(reference) == list(fast)
+    else:
+        for ref_item, fast_item in zip(reference, fast):  # same structure: None / 0 where the reference has them
+            if not isinstance(ref_item, torch.Tensor) and not isinstance(ref_item, (list, tuple)):
+                assert fast_item == ref_item
+    assert len(tensors(reference)) == len(tensors(fast))
     for ref_tensor, fast_tensor in zip(tensors(reference), tensors(fast)):
         assert isinstance(fast_tensor, torch.Tensor) and fast_tensor.shape == ref_tensor.shape
         difference = float((fast_tensor.float() - ref_tensor.float()).abs().max())
         assert difference <= FLOAT_TOLERANCE[arch], f"{arch}: max |Δ| {difference:.3g}"
+    if alpha_index is None:
+        return
     a, b = alpha8(arch, reference[alpha_index]).astype(int), alpha8(arch, fast[alpha_index]).astype(int)
     levels = np.abs(a - b)
     assert levels.max() <= ALPHA_LEVELS
@@ -79,14 +103,15 @@ def assert_fast_matches_reference(arch, reference, fast, alpha_index):
 
 
 @pytest.fixture(scope="module")
-def networks(recipe):
+def networks(request, recipe):
     built = {}
 
     def get(case):
         if case not in built:
-            arch, kwargs, *_ = CASES[case]
+            arch, kwargs, *_, filler = CASES[case]
             model = models.create(arch, **kwargs)
-            recipe.fill_(model)
+            source = request.getfixturevalue("recipe_sim") if filler == "fill_sim_" else recipe
+            getattr(source, filler)(model)
             built[case] = model.eval()
         return built[case]
 
@@ -97,7 +122,7 @@ def networks(recipe):
 def test_fast_path_matches_reference_on_fixture_inputs(fidelity_dir, networks, case, monkeypatch):
     monkeypatch.delenv("MATTING_REFERENCE", raising=False)
     monkeypatch.delenv("MATTING_BACKEND", raising=False)
-    arch, _, fixture_name, input_names, extra, alpha_index = CASES[case]
+    arch, _, fixture_name, input_names, extra, alpha_index, _ = CASES[case]
     fixture = np.load(fidelity_dir / f"{fixture_name}.npz")
     inputs = (*(torch.from_numpy(fixture[name]) for name in input_names), *extra)
     model = networks(case)
@@ -113,7 +138,7 @@ def test_fast_path_matches_reference_on_fixture_inputs(fidelity_dir, networks, c
 def test_fast_path_matches_reference_on_random_inputs_of_another_size(fidelity_dir, networks, case, monkeypatch):
     monkeypatch.delenv("MATTING_REFERENCE", raising=False)
     monkeypatch.delenv("MATTING_BACKEND", raising=False)
-    arch, _, fixture_name, input_names, extra, alpha_index = CASES[case]
+    arch, _, fixture_name, input_names, extra, alpha_index, _ = CASES[case]
     fixture = np.load(fidelity_dir / f"{fixture_name}.npz")
     example = (*(torch.from_numpy(fixture[name]) for name in input_names), *extra)
     model = networks(case)
@@ -179,3 +204,26 @@ def test_torch_utils_run_caches_per_signature_and_honours_reference(monkeypatch)
 
 def test_export_tolerance_is_tight():
     assert EXPORT_TOLERANCE <= 1e-3
+
+
+def test_bgmv2_base_network_runs_on_onnxruntime_and_the_refiner_on_torch(monkeypatch):
+    from matting.models import bgmv2
+    from matting.models.random_init import recipe_like_weights_
+
+    monkeypatch.delenv("MATTING_REFERENCE", raising=False)
+    monkeypatch.delenv("MATTING_BACKEND", raising=False)
+    model = recipe_like_weights_(models.create("bgmv2_refine", backbone="mobilenetv2", backbone_scale=0.25,
+                                               refine_mode="full")).eval()
+    generator = torch.Generator().manual_seed(5)
+    src, bgr = torch.rand(2, 1, 3, 96, 128, generator=generator)
+    fast = bgmv2.fast_module(model, src, bgr)
+    base = fast.module.encode_decode
+    assert getattr(base, "backend", None) == "onnxruntime", getattr(base, "note", "")
+    assert not hasattr(fast.module, "backbone")  # the unused folded copy is freed
+    with torch.inference_mode():
+        reference, outputs = model(src, bgr), fast(src, bgr)
+    assert_fast_matches_reference("bgmv2_refine", reference, outputs, 0)
+
+    monkeypatch.setenv("MATTING_BACKEND", "torch")  # the whole network in torch
+    fast = bgmv2.fast_module(model, src, bgr)
+    assert "encode_decode" not in vars(fast.module) and hasattr(fast.module, "backbone")

@@ -28,6 +28,9 @@ from matting.models.shm import SHM
 from tests.scenes import noisy_gradient as _photo
 
 ATOL = 1e-4
+# SHM's photo pipeline where OpenCV's resize put one input value a level (1/255) off the fixture's
+# (measured on chelsea: 4.6e-4 on the trimap logits, 1.5e-4 on the alpha)
+INPUT_LEVEL_ATOL = 2e-3
 
 
 @pytest.fixture(autouse=True)
@@ -44,9 +47,9 @@ def float_keys(model):
     return [(key, list(value.shape)) for key, value in model.state_dict().items() if value.is_floating_point()]
 
 
-def close(actual, expected, name):
+def close(actual, expected, name, atol=ATOL):
     actual = actual.detach().numpy() if isinstance(actual, torch.Tensor) else np.asarray(actual)
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=ATOL, err_msg=name)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=atol, err_msg=name)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -106,6 +109,17 @@ def shm_real_checkpoint(shared_dir):
     return path
 
 
+def assert_cubic_resize_equal(actual, expected, name):
+    """Equal, except where OpenCV's 8-bit INTER_CUBIC resize rounds differently on another CPU: its
+    SIMD kernel is picked by the CPU's features, and on an AVX2-only machine one pixel of the chelsea
+    photo came out one level (1/255) away from the fixture's. At most one level, on at most 0.01 % of
+    the values."""
+    difference = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    assert difference.max() <= 1 / 255 + 1e-6, f"{name}: max |Δ| {difference.max():.3g}"
+    assert (difference > 0).mean() <= 1e-4, f"{name}: {(difference > 0).sum()} values differ"
+
+
 def test_shm_method_reproduces_the_ports_pipeline_with_its_weights(fidelity_dir, shm_real_checkpoint, monkeypatch):
     """Pre-processing, both network outputs and the resized alpha before clipping equal the official
     test_camera.py pipeline's; matting.run's alpha is that alpha clipped to [0, 1]."""
@@ -116,13 +130,20 @@ def test_shm_method_reproduces_the_ports_pipeline_with_its_weights(fidelity_dir,
     for name in PHOTOS:
         bgr = fixture[f"image_{name}"]
         rgb = bgr[:, :, ::-1].astype(np.float32) / 255.0  # what matting.io gives for the photo
-        np.testing.assert_array_equal(shm_adapter.preprocess(rgb), fixture[f"input_{name}"], err_msg=name)
+        official_input = fixture[f"input_{name}"]
+        ours = shm_adapter.preprocess(rgb)
+        assert_cubic_resize_equal(ours, official_input, name)
+        # the network on the official input itself
+        trimap, alpha_p = torch_utils.run(model, torch.from_numpy(official_input))
+        close(trimap[0], fixture[f"output_{name}_trimap"][0], f"{name} trimap")
+        close(alpha_p[0, 0], fixture[f"output_{name}_alpha"][0, 0], f"{name} alpha_p")
+        # the pipeline from the photo, exact where our input is the official one
+        tolerance = ATOL if np.array_equal(ours, official_input) else INPUT_LEVEL_ATOL
         alpha, raw = shm_adapter.official_alpha(rgb, model)
-        close(raw["trimap_logits"], fixture[f"output_{name}_trimap"][0], f"{name} trimap")
-        close(raw["alpha_p"], fixture[f"output_{name}_alpha"][0, 0], f"{name} alpha_p")
-        close(alpha, fixture[f"post_{name}_alpha"], f"{name} alpha (before clipping)")
+        close(raw["trimap_logits"], fixture[f"output_{name}_trimap"][0], f"{name} trimap", tolerance)
+        close(alpha, fixture[f"post_{name}_alpha"], f"{name} alpha (before clipping)", tolerance)
         result = runs[name] = matting.run("shm", rgb, foreground="none")
-        close(result.alpha, np.clip(fixture[f"post_{name}_alpha"], 0, 1), f"{name} run alpha")
+        close(result.alpha, np.clip(fixture[f"post_{name}_alpha"], 0, 1), f"{name} run alpha", tolerance)
         assert set(result.maps) == {"trimap", "raw_alpha"}
         assert result.maps["trimap"].array.shape == bgr.shape
         assert 0 <= result.maps["trimap"].array.min() and result.maps["trimap"].array.max() <= 1

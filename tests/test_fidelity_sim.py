@@ -9,9 +9,6 @@ The end-to-end test writes the same recipe weights as checkpoints in their offic
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -45,23 +42,6 @@ def tensor(array):
 
 def max_abs(actual, expected):
     return float(np.max(np.abs(np.asarray(actual, np.float64) - np.asarray(expected, np.float64))))
-
-
-@pytest.fixture(scope="module")
-def recipe_sim(fidelity_dir, recipe):
-    """../shared/fidelity/recipe_sim.py (it imports ``recipe`` by name: the conftest's copy is lent to it)."""
-    spec = importlib.util.spec_from_file_location("fidelity_recipe_sim", fidelity_dir / "recipe_sim.py")
-    module = importlib.util.module_from_spec(spec)
-    saved = sys.modules.get("recipe")
-    sys.modules["recipe"] = recipe
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        if saved is None:
-            sys.modules.pop("recipe", None)
-        else:
-            sys.modules["recipe"] = saved
-    return module
 
 
 @pytest.fixture(scope="module")

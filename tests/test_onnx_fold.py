@@ -171,4 +171,5 @@ def test_official_weights_match_onnxruntime(onnxruntime_session, converted_u2net
 
     assert len(actual) == len(expected) == 7
     for index, (got, want) in enumerate(zip(actual, expected)):
-        np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-4, err_msg=f"{image_name} d{index}")
+        # two libraries' float32 convolutions: on an AVX2-only CPU one pixel of d2 came out 1.1e-4 apart
+        np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=3e-4, err_msg=f"{image_name} d{index}")

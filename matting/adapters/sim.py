@@ -234,7 +234,7 @@ def semantic_trimap(classifier, image_trans, trimap, num_classes: int = 20, wind
                 if not bool((patch_trimap == UNKNOWN).any()):
                     continue
                 patch_image = image_trans[:, :, top:bottom, left:right]
-                _, patch_cam, _ = classifier(torch.cat([patch_image, patch_trimap / 255.0], dim=1))
+                _, patch_cam, _ = torch_utils.run(classifier, torch.cat([patch_image, patch_trimap / 255.0], dim=1))
                 patch_cam = F.interpolate(patch_cam, (bottom - top, right - left), mode="bilinear",
                                           align_corners=False)
                 cam[:, :, top:bottom, left:right] += patch_cam

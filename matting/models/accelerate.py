@@ -36,9 +36,15 @@ fidelity input (the default copy, channels_last with no BatchNorm to fold, measu
 at two (a quiet machine) channels_last, 0.72× at 608×800 and 0.90× at 320² (NNPACK's pool stays one thread).
 onnxruntime measured 0.92× on an export with an export-friendly pool/unpool (the TorchScript export
 of ``max_unpool2d(..., output_size=skip.shape)`` fails; its convolutions run at oneDNN's speed).
-BGMv2's refiner stays on ``"torch"``: its sampling mode picks patches with a data-dependent top-k and
-scatters them back, which the tracer would bake in at the example's size; not exported (not
-measured), the torch backend is exact to float32 rounding.
+BGMv2 stays on ``"torch"`` with its own ``fast_module``: the refiner's sampling mode picks patches with
+a data-dependent top-k and scatters them back, which the tracer would bake in at the example's size, so
+only the base network (encoder, ASPP, decoder) is exported and run by onnxruntime, the refiner by torch
+(folded, channels_last). SIM, its classifier and SHM are declared for onnxruntime (measured on a quiet
+machine, 2 cores: 0.71×, 0.66× and 0.67× the reference, against 0.85×, 0.92× and 0.84× with torch).
+BGMv1 stays on torch (onnxruntime 0.81×, torch 0.75×).
+
+An argument the network never reads (BGMv1's motion cue) is dropped from the exported graph; the graph's
+inputs are matched to the forward's arguments by name (:func:`matting.models.runtime.graph_inputs`).
 
 Outputs keep the reference forward's structure: the same tuple/list nesting, torch tensors (contiguous,
 on the input's device) in the tensor places, and the reference's non-tensor values (``None``, DIM's
@@ -321,10 +327,11 @@ def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
     if not meta.get("exact", False):
         raise _NotExportable(meta.get("reason", "the exported graph differs from the reference"))
     session = runtime.ort_session(path, onnxruntime_threads())
-    names = [item.name for item in session.get_inputs()]
     positions = meta["tensor_positions"]
-    if len(names) != len(positions):
-        raise _NotExportable("the cached graph's inputs do not match")
+    try:
+        feeds = runtime.graph_inputs(session, positions)
+    except ValueError as reason:
+        raise _NotExportable(f"the cached graph's inputs do not match: {reason}") from None
     if weights_sha256:  # a later process can run this graph without torch (matting.models.runtime)
         architecture = architecture_of(model)
         runtime.record(architecture.name if architecture else type(model).__name__.lower(), weights_sha256,
@@ -332,7 +339,7 @@ def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
                        positions, meta["template"])
 
     def run(*args):
-        feed = {name: args[i].detach().cpu().contiguous().numpy() for name, i in zip(names, positions)}
+        feed = {name: args[i].detach().cpu().contiguous().numpy() for name, i in feeds}
         outputs = session.run(None, feed)
         return runtime.fill_template(meta["template"], (torch.from_numpy(array) for array in outputs))
 
@@ -404,8 +411,7 @@ def _export(model, example_inputs, path: Path, meta_path: Path) -> dict:
 
 
 def _difference(session, model, args, positions, reference) -> float:
-    names = [item.name for item in session.get_inputs()]
-    feed = {name: args[i].detach().cpu().contiguous().numpy() for name, i in zip(names, positions)}
+    feed = {name: args[i].detach().cpu().contiguous().numpy() for name, i in runtime.graph_inputs(session, positions)}
     outputs = session.run(None, feed)
     expected, _ = _flatten(reference)
     if len(outputs) != len(expected):

@@ -24,7 +24,7 @@ from torch import nn
 from ..errors import MattingError
 from .constants import IMAGENET_MEAN, IMAGENET_STD
 from .fft_conv import InFreshThread, with_fft_convolutions
-from .fuse import to_channels_last
+from .fuse import ChannelsLast
 from .registry import Example, InputConfig, register_architecture
 
 __all__ = ["DIM", "INPUT"]
@@ -82,17 +82,6 @@ def fast_module(model, *example_inputs):
     0.69× at 608×800 and 0.77× at 320² (``python -m matting.bench models``)."""
     return ByThreadCount(InFreshThread(with_fft_convolutions(model, FFT_FROM_PIXELS)),
                          ChannelsLast(copy.deepcopy(model).to(memory_format=torch.channels_last)))
-
-
-class ChannelsLast(nn.Module):
-    """``module`` (already in channels_last) on 4-D inputs converted to channels_last; outputs as they come."""
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.module = module
-
-    def forward(self, *args):
-        return self.module(*to_channels_last(args))
 
 
 class ByThreadCount(nn.Module):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass
 from importlib import metadata
@@ -146,8 +147,7 @@ class ReadyGraph:
     origin: tuple = ()  # what the caller loaded it as, e.g. (arch, checkpoint id): to build the network if needed
 
     def __call__(self, *args):
-        names = [item.name for item in self.session.get_inputs()]
-        feed = {name: np.ascontiguousarray(args[i]) for name, i in zip(names, self.positions)}
+        feed = {name: np.ascontiguousarray(args[i]) for name, i in graph_inputs(self.session, self.positions)}
         outputs = iter(self.session.run(None, feed))
         return fill_template(self.template, outputs)
 
@@ -155,6 +155,21 @@ class ReadyGraph:
 
     def __repr__(self) -> str:
         return f"<ReadyGraph {self.arch} (onnxruntime, no torch)>"
+
+
+def graph_inputs(session, tensor_positions: list) -> list[tuple[str, int]]:
+    """(graph input name, forward argument position) for each input the graph kept.
+
+    The export names the forward's k-th tensor argument ``input{k}``; an argument the network never
+    reads (BGMv1's motion cue) is dropped from the graph by the exporter, so the graph may have fewer
+    inputs than the forward has tensors."""
+    pairs = []
+    for item in session.get_inputs():
+        match = re.fullmatch(r"input(\d+)", item.name)
+        if match is None or int(match.group(1)) >= len(tensor_positions):
+            raise ValueError(f"unexpected graph input {item.name!r}")
+        pairs.append((item.name, tensor_positions[int(match.group(1))]))
+    return pairs
 
 
 def fill_template(template: dict, outputs):

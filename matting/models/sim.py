@@ -269,7 +269,7 @@ def recognise(shapes: Mapping[str, tuple]) -> str | None:
 
 
 @register_architecture(
-    "sim", recognise=recognise, input_config=INPUT,
+    "sim", recognise=recognise, input_config=INPUT, fast_backend="onnxruntime",
     description="MattingModule(args, ResnetDilatedBN(l_resnet50(), dilate_scale=8), Decoder(args)) = "
                 "networks/model.py build_model(args), args.arch = (encoder='resnet50_BN', n_channel=11, "
                 "atrous_rates=[12, 24, 36], aspp_channel=256)")
@@ -348,7 +348,7 @@ def classifier_checkpoint_filter(checkpoint: Mapping, model: nn.Module) -> dict:
 
 @register_architecture(
     "sim_classifier", checkpoint_filter=classifier_checkpoint_filter, recognise=recognise_classifier,
-    input_config=CLASSIFIER_INPUT,
+    input_config=CLASSIFIER_INPUT, fast_backend="onnxruntime",
     description="networks/resnet.py resnet50(inc=4, num_classes=20, pretrained=False) (torchvision layout; "
                 "forward returns (logits, cam, conv_out))")
 class SIMClassifier(ResNet):
