@@ -30,10 +30,9 @@ Measured (``python -m matting.bench models``, 2 shared cores): onnxruntime is de
 and MODNet (0.2–0.5× the reference forward, |Δ| ≤ 3e-5), and for U²-Net, the same code at 4× the
 width (0.23× the benchmark's reference, which runs at torch's default 2 threads; interleaved at 1
 thread: 0.67× the reference, 0.91× the torch backend). DIM stays on ``"torch"``, with its own
-``fast_module``: at one torch thread NCHW, its large convolutions by NNPACK's FFT (:mod:`matting.models.fft_conv`), 0.48×
-at 320² and 0.53× at 608×800 (0.56× and 0.47× the reference at the same 1 thread), |Δ| 2e-6 on the
-fidelity input (the default copy, channels_last with no BatchNorm to fold, measured 1.01× at one thread);
-at two (a quiet machine) channels_last, 0.72× at 608×800 and 0.90× at 320² (NNPACK's pool stays one thread).
+``fast_module``: NCHW, its large convolutions by NNPACK's FFT (:mod:`matting.models.fft_conv`, NNPACK's pool on every core whatever torch's own thread count), 0.75×
+the reference at 320² and 0.56× at 608×800 on a quiet machine, 0.63× and 0.65× with other processes
+busy, |Δ| 2e-6 on the fidelity input (channels_last, the default copy with no BatchNorm to fold: 0.80–0.93×).
 onnxruntime measured 0.92× on an export with an export-friendly pool/unpool (the TorchScript export
 of ``max_unpool2d(..., output_size=skip.shape)`` fails; its convolutions run at oneDNN's speed).
 BGMv2 stays on ``"torch"`` with its own ``fast_module``: the refiner's sampling mode picks patches with

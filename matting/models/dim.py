@@ -15,7 +15,6 @@ whose ``state_dict`` entry holds the weights) load with ``strict=True``:
   ``cat(image, predicted alpha)``; its output is added to the raw alpha in logit
   space before the final sigmoid.
 """
-import copy
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +23,6 @@ from torch import nn
 from ..errors import MattingError
 from .constants import IMAGENET_MEAN, IMAGENET_STD
 from .fft_conv import InFreshThread, with_fft_convolutions
-from .fuse import ChannelsLast
 from .registry import Example, InputConfig, register_architecture
 
 __all__ = ["DIM", "INPUT"]
@@ -72,27 +70,15 @@ FFT_FROM_PIXELS = {5: 32 * 32, 3: 64 * 64}
 
 
 def fast_module(model, *example_inputs):
-    """The torch backend's DIM, chosen per call by torch's thread count at that moment
-    (:func:`matting.threads.torch_threads` sets it around every forward).
+    """The torch backend's DIM: NCHW (NNPACK's layout), large convolutions by FFT
+    (:mod:`matting.models.fft_conv`, NNPACK's pool on every core), in a thread of its own per call
+    (NNPACK's workspace is freed with it). No BatchNorm to fold.
 
-    At one thread: NCHW (NNPACK's layout), large convolutions by FFT, in a thread of its own per call
-    (NNPACK's workspace is freed with it). At more: oneDNN's direct convolutions in channels_last.
-    NNPACK's thread pool keeps the size it had at its first convolution, so on a quiet machine
-    (two torch threads) the FFT copy ran 1.1–1.3× the reference's time while channels_last ran
-    0.69× at 608×800 and 0.77× at 320² (``python -m matting.bench models``)."""
-    return ByThreadCount(InFreshThread(with_fft_convolutions(model, FFT_FROM_PIXELS)),
-                         ChannelsLast(copy.deepcopy(model).to(memory_format=torch.channels_last)))
-
-
-class ByThreadCount(nn.Module):
-    """``single`` when torch runs one intra-op thread, ``multi`` otherwise (decided at every call)."""
-
-    def __init__(self, single: nn.Module, multi: nn.Module):
-        super().__init__()
-        self.single, self.multi = single, multi
-
-    def forward(self, *args):
-        return (self.single if torch.get_num_threads() == 1 else self.multi)(*args)
+    Measured on 2 cores against the reference at torch's default 2 threads (interleaved, one process):
+    at 320² 0.75× on a quiet machine (torch's own layers at 2 threads), 0.63–0.64× with 1–2 other
+    busy processes (at 1); at 608×800 0.56× and 0.62–0.65×. oneDNN's direct convolutions in
+    channels_last, the other choice, ran 0.92× and 0.80–0.93× at 320², 0.80× and 0.85–0.89× at 608×800."""
+    return InFreshThread(with_fft_convolutions(model, FFT_FROM_PIXELS))
 
 
 @register_architecture("dim", recognise=recognise, input_config=INPUT, fast_module=fast_module,
