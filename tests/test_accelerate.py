@@ -205,25 +205,3 @@ def test_torch_utils_run_caches_per_signature_and_honours_reference(monkeypatch)
 def test_export_tolerance_is_tight():
     assert EXPORT_TOLERANCE <= 1e-3
 
-
-def test_bgmv2_base_network_runs_on_onnxruntime_and_the_refiner_on_torch(monkeypatch):
-    from matting.models import bgmv2
-    from matting.models.random_init import recipe_like_weights_
-
-    monkeypatch.delenv("MATTING_REFERENCE", raising=False)
-    monkeypatch.delenv("MATTING_BACKEND", raising=False)
-    model = recipe_like_weights_(models.create("bgmv2_refine", backbone="mobilenetv2", backbone_scale=0.25,
-                                               refine_mode="full")).eval()
-    generator = torch.Generator().manual_seed(5)
-    src, bgr = torch.rand(2, 1, 3, 96, 128, generator=generator)
-    fast = bgmv2.fast_module(model, src, bgr)
-    base = fast.module.encode_decode
-    assert getattr(base, "backend", None) == "onnxruntime", getattr(base, "note", "")
-    assert not hasattr(fast.module, "backbone")  # the unused folded copy is freed
-    with torch.inference_mode():
-        reference, outputs = model(src, bgr), fast(src, bgr)
-    assert_fast_matches_reference("bgmv2_refine", reference, outputs, 0)
-
-    monkeypatch.setenv("MATTING_BACKEND", "torch")  # the whole network in torch
-    fast = bgmv2.fast_module(model, src, bgr)
-    assert "encode_decode" not in vars(fast.module) and hasattr(fast.module, "backbone")

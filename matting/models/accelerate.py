@@ -35,12 +35,14 @@ the reference at 320² and 0.56× at 608×800 on a quiet machine, 0.63× and 0.6
 busy, |Δ| 2e-6 on the fidelity input (channels_last, the default copy with no BatchNorm to fold: 0.80–0.93×).
 onnxruntime measured 0.92× on an export with an export-friendly pool/unpool (the TorchScript export
 of ``max_unpool2d(..., output_size=skip.shape)`` fails; its convolutions run at oneDNN's speed).
-BGMv2 stays on ``"torch"`` with its own ``fast_module``: the refiner's sampling mode picks patches with
-a data-dependent top-k and scatters them back, which the tracer would bake in at the example's size, so
-only the base network (encoder, ASPP, decoder) is exported and run by onnxruntime, the refiner by torch
-(folded, channels_last). SIM, its classifier and SHM are declared for onnxruntime (measured on a quiet
-machine, 2 cores: 0.71×, 0.66× and 0.67× the reference, against 0.85×, 0.92× and 0.84× with torch).
-BGMv1 stays on torch (onnxruntime 0.81×, torch 0.75×).
+BGMv2's refiner stays on ``"torch"``: its sampling mode picks patches with a data-dependent top-k and
+scatters them back, which the tracer would bake in at the example's size; not exported. Its base
+network alone (encoder, ASPP, decoder) ran 0.57× (mobilenetv2) and 0.70× (resnet101) the reference
+on onnxruntime against 0.75× and 0.98× on torch, but inside the whole network, with the refiner in
+torch, the mix gained nothing (0.90× against 0.81× for mobilenetv2 HD, 0.85× against 0.88× for
+resnet101 HD), so BGMv2 runs wholly on the torch backend. SIM, its classifier and SHM are declared
+for onnxruntime (2 cores, two runs: 0.69–0.71×, 0.66–0.76× and 0.67–0.76× the reference, where the
+torch backend ran 0.85×, 0.92× and 0.84×). BGMv1 stays on torch (onnxruntime 0.81×, torch 0.75×).
 
 An argument the network never reads (BGMv1's motion cue) is dropped from the exported graph; the graph's
 inputs are matched to the forward's arguments by name (:func:`matting.models.runtime.graph_inputs`).

@@ -16,7 +16,6 @@ The network sees the source image and a captured background (RGB in [0, 1]):
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 from torch import nn
@@ -35,8 +34,6 @@ __all__ = [
     "MattingBase",
     "Refiner",
     "MattingRefine",
-    "EncoderDecoder",
-    "fast_module",
 ]
 
 BACKBONES = ("resnet50", "resnet101", "mobilenetv2")
@@ -400,48 +397,8 @@ INPUT = InputConfig(
                                      "refine_sample_pixels": 320_000}, "4K")),
 )
 
-class EncoderDecoder(nn.Module):
-    """``model.encode_decode`` as a module of its own: the base network, for export to onnxruntime."""
-
-    def __init__(self, model: Base):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_decode(x)
-
-
-def fast_module(model, src, bgr):
-    """The torch backend's BGMv2: BatchNorms folded and channels_last, as the default copy, with the
-    base network (encoder, ASPP, decoder) run by onnxruntime on the CPU.
-
-    The refiner stays in torch: its sampling mode picks patches by a data-dependent top-k. The base
-    network has no such step and exports with dynamic sizes. Measured on 2 cores
-    (``python -m matting.bench models``, HD at 1/4): the base network of resnet101 ran at 0.70× the
-    reference with onnxruntime against 0.98× with torch, mobilenetv2 at 0.57× against 0.75×.
-    ``MATTING_BACKEND=torch`` keeps it in torch; if the export fails, it stays in torch with a warning."""
-    from .accelerate import accelerate
-    from .fuse import ChannelsLast, fold_batchnorm
-
-    fast = fold_batchnorm(model, src, bgr).to(memory_format=torch.channels_last)
-    wanted = os.environ.get("MATTING_BACKEND", "").strip() or "onnxruntime"
-    on_cpu = src.device.type == "cpu" and all(p.device.type == "cpu" for p in model.parameters())
-    if wanted == "onnxruntime" and on_cpu:
-        x = torch.cat([src, bgr], dim=1)
-        scale = getattr(model, "backbone_scale", 1.0)
-        if scale != 1.0:
-            height, width = src.shape[2:]
-            x = _resize_bilinear(x, (math.floor(height * scale), math.floor(width * scale)))
-        base = accelerate(EncoderDecoder(model), x, backend="onnxruntime")
-        if base.backend == "onnxruntime":
-            # forward() calls self.encode_decode: this instance attribute comes before the method
-            fast.encode_decode = base
-            del fast.backbone, fast.aspp, fast.decoder  # the folded copies are not used: free them
-    return ChannelsLast(fast)
-
-
-register_architecture("bgmv2_base", recognise=recognise, input_config=INPUT, fast_module=fast_module,
+register_architecture("bgmv2_base", recognise=recognise, input_config=INPUT,
                       description="MattingBase(backbone)")(MattingBase)
-register_architecture("bgmv2_refine", recognise=recognise, input_config=INPUT, fast_module=fast_module,
+register_architecture("bgmv2_refine", recognise=recognise, input_config=INPUT,
                       description="MattingRefine(backbone, backbone_scale, refine_mode, refine_sample_pixels, "
                                   "refine_threshold, ...)")(MattingRefine)

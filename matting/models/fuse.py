@@ -25,7 +25,7 @@ import torch
 from torch import fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["ChannelsLast", "ConvBnPair", "find_conv_bn_pairs", "fold_batchnorm", "to_channels_last"]
+__all__ = ["ConvBnPair", "find_conv_bn_pairs", "fold_batchnorm", "to_channels_last"]
 
 
 def to_channels_last(args) -> tuple:
@@ -33,16 +33,6 @@ def to_channels_last(args) -> tuple:
     return tuple(x.contiguous(memory_format=torch.channels_last)
                  if isinstance(x, torch.Tensor) and x.dim() == 4 else x for x in args)
 
-
-class ChannelsLast(nn.Module):
-    """``module`` (already in channels_last) on 4-D inputs converted to channels_last; outputs as they come."""
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.module = module
-
-    def forward(self, *args):
-        return self.module(*to_channels_last(args))
 
 _CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
