@@ -321,7 +321,7 @@ def test_the_model_benchmark_can_call_every_registered_network():
 
     import torch
 
-    from matting.bench.models import configs_from_registry, make_inputs
+    from matting.bench.models import configs_from_registry, make_inputs, max_difference, output_tensors
 
     seen = set()
     for config in configs_from_registry():
@@ -335,4 +335,22 @@ def test_the_model_benchmark_can_call_every_registered_network():
         with torch.inference_mode():
             outputs = model(*inputs)
         assert outputs is not None, config.label
+        # the |Δ| column sees every float output (SIM's forward returns a dict)
+        tensors = output_tensors(outputs)
+        assert tensors, config.label
+        assert max_difference(outputs, outputs) == 0.0
+        assert max_difference(outputs, _shifted(outputs, 0.25)) == pytest.approx(0.25, abs=1e-4), config.label  # float32 sums
     assert {"sim", "bgmv1"} <= seen
+
+
+def _shifted(outputs, delta):
+    """``outputs`` with every float tensor moved by ``delta`` (same structure)."""
+    import torch
+
+    if isinstance(outputs, torch.Tensor):
+        return outputs + delta if outputs.is_floating_point() else outputs
+    if isinstance(outputs, dict):
+        return {key: _shifted(value, delta) for key, value in outputs.items()}
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(_shifted(item, delta) for item in outputs)
+    return outputs

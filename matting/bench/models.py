@@ -209,6 +209,8 @@ def output_tensors(outputs) -> list[torch.Tensor]:
         return [torch.from_numpy(outputs)]
     if isinstance(outputs, torch.Tensor):
         return [outputs.detach().float().cpu()] if outputs.is_floating_point() else []
+    if isinstance(outputs, dict):  # SIM's forward returns {"alpha": …}
+        outputs = list(outputs.values())
     if isinstance(outputs, (tuple, list)):
         return [tensor for item in outputs for tensor in output_tensors(item)]
     return []
