@@ -30,9 +30,10 @@ Measured (``python -m matting.bench models``, 2 shared cores): onnxruntime is de
 and MODNet (0.2–0.5× the reference forward, |Δ| ≤ 3e-5), and for U²-Net, the same code at 4× the
 width (0.23× the benchmark's reference, which runs at torch's default 2 threads; interleaved at 1
 thread: 0.67× the reference, 0.91× the torch backend). DIM stays on ``"torch"``, with its own
-``fast_module``: NCHW, its large convolutions by NNPACK's FFT (:mod:`matting.models.fft_conv`, NNPACK's pool on every core whatever torch's own thread count), 0.75×
-the reference at 320² and 0.56× at 608×800 on a quiet machine, 0.63× and 0.65× with other processes
-busy, |Δ| 2e-6 on the fidelity input (channels_last, the default copy with no BatchNorm to fold: 0.80–0.93×).
+``fast_module``: NCHW, its large convolutions by NNPACK's FFT (:mod:`matting.models.fft_conv`;
+NNPACK's pool on every core, whatever torch's own thread count), 0.75× the reference at 320² and
+0.56× at 608×800 on a quiet machine, 0.63× and 0.65× with other processes busy, |Δ| 2e-6 on the
+fidelity input (channels_last, the default copy with no BatchNorm to fold: 0.80–0.93×).
 onnxruntime measured 0.92× on an export with an export-friendly pool/unpool (the TorchScript export
 of ``max_unpool2d(..., output_size=skip.shape)`` fails; its convolutions run at oneDNN's speed).
 BGMv2's refiner stays on ``"torch"``: its sampling mode picks patches with a data-dependent top-k and
