@@ -70,7 +70,8 @@ def inference():
 
 def library_forward():
     """Context for calling a library's model directly: no autograd and torch at the workbench's thread
-    count (:func:`matting.threads.torch_threads`: on a machine with at most 2 cores, one thread unless the cores are idle).
+    count (:func:`matting.threads.torch_threads`: on a machine with at most 2 cores, one thread unless
+    the cores are idle).
     Measured on a busy 2-core machine: SAM's mask decoder took 0.19 s at one thread against 1.6 s at
     torch's default of two, so every click paid the oversubscription."""
     import contextlib

@@ -43,6 +43,7 @@ __all__ = ["ResnetConditionHR", "ResnetBlock", "INPUT", "checkpoint_filter", "ST
 
 STRIDE = 4
 
+
 def _example_inputs(height: int, width: int, generator) -> tuple:
     """Arguments of :meth:`ResnetConditionHR.forward` for timing: photo, background, soft mask and four
     motion frames, all in [−1, 1] like the official test script's inputs."""

@@ -67,15 +67,12 @@ def _make_pool() -> None:
     with the machine quiet, 0.65× with 1–2 other busy processes (torch's own layers at one thread:
     the FFT's pieces are small and its pool hands them out as workers come free)."""
     from ..threads import available_cores
+    from .accelerate import threads_context
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(available_cores())
-    try:
+    with threads_context(available_cores()):
         x = torch.zeros(1, 1, 8, 8)
         torch._nnpack_spatial_convolution(x, torch.zeros(1, 1, FFT_KERNEL, FFT_KERNEL), torch.zeros(1),
                                           [FFT_KERNEL // 2] * 2)
-    finally:
-        torch.set_num_threads(previous)
 
 
 class FFTConv2d(nn.Conv2d):
