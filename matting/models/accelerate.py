@@ -328,10 +328,11 @@ def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
             meta = _export(model, example_inputs, path, meta_path)
     if not meta.get("exact", False):
         raise _NotExportable(meta.get("reason", "the exported graph differs from the reference"))
-    session = runtime.ort_session(path, onnxruntime_threads())
+    sessions = runtime.SizedSessions(path, onnxruntime_threads())
     positions = meta["tensor_positions"]
+    example_size = runtime.common_size([example_inputs[i] for i in positions])
     try:
-        feeds = runtime.graph_inputs(session, positions)
+        feeds = runtime.graph_inputs(sessions.session_for(example_size), positions)
     except ValueError as reason:
         raise _NotExportable(f"the cached graph's inputs do not match: {reason}") from None
     if weights_sha256:  # a later process can run this graph without torch (matting.models.runtime)
@@ -341,6 +342,7 @@ def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
                        positions, meta["template"])
 
     def run(*args):
+        session = sessions.session_for(runtime.common_size([args[i] for i in positions]))
         feed = {name: args[i].detach().cpu().contiguous().numpy() for name, i in feeds}
         outputs = session.run(None, feed)
         return runtime.fill_template(meta["template"], (torch.from_numpy(array) for array in outputs))
