@@ -1,9 +1,9 @@
-"""BGMv2's fast refiner (models.bgmv2.WindowedRefiner) cuts the same windows as the reference
+"""BGMv2's fast refiner (models.bgmv2_patches.WindowedRefiner) cuts the same windows as the reference
 refiner, at the border too, and the whole fast network stays within float rounding of it."""
 import pytest
 import torch
 
-from matting.models import bgmv2
+from matting.models import bgmv2, bgmv2_patches
 
 
 def _index(batch, rows, cols, count, seed):
@@ -22,14 +22,14 @@ def test_windows_equal_the_reference_crop(layout, size, margin):
     image = torch.rand(2, 5, 24, 36).contiguous(memory_format=layout) + 0.5
     index = _index(2, 24 // size, 36 // size, 30, size)
     expected = bgmv2._crop_patches(image, index, size, margin)
-    assert torch.equal(bgmv2._windows(image, index, size, margin), expected)
+    assert torch.equal(bgmv2_patches._windows(image, index, size, margin), expected)
 
 
 def test_doubled_windows_equal_the_crop_of_the_resized_map():
     quarter = torch.rand(2, 36, 15, 20).contiguous(memory_format=torch.channels_last) + 0.5
     index = _index(2, 15, 20, 40, 0)
     expected = bgmv2._crop_patches(bgmv2._resize_bilinear(quarter, (30, 40)), index, 2, 3)
-    ours = bgmv2._doubled_windows(quarter, index)
+    ours = bgmv2_patches._doubled_windows(quarter, index)
     assert ours.shape == expected.shape
     torch.testing.assert_close(ours, expected, rtol=0, atol=3e-7)
     assert torch.equal(ours == 0, expected == 0)  # exact zeros outside the map
@@ -46,7 +46,7 @@ def test_fast_network_matches_the_reference(mode):
             module.running_var.uniform_(0.5, 1.5)
     src, bgr = torch.rand(1, 3, 128, 160), torch.rand(1, 3, 128, 160)
     fast = bgmv2.fast_module(model, src, bgr).eval()
-    assert isinstance(fast.network.refiner, bgmv2.WindowedRefiner)
+    assert isinstance(fast.network.refiner, bgmv2_patches.WindowedRefiner)
     with torch.inference_mode():
         expected, ours = model(src, bgr), fast(src, bgr)
     assert torch.equal(expected[5], ours[5])  # the same patches refined

@@ -43,7 +43,7 @@ on onnxruntime against 0.75× and 0.98× on torch, but inside the whole network,
 torch, the mix gained nothing (0.90× against 0.81× for mobilenetv2 HD, 0.85× against 0.88× for
 resnet101 HD), so BGMv2 runs wholly on the torch backend, with its own ``fast_module``: folded,
 channels_last, and a refiner that cuts its windows from the unpadded maps
-(:class:`matting.models.bgmv2.WindowedRefiner`): 0.61×, 0.66× and 0.67× the reference for
+(:class:`matting.models.bgmv2_patches.WindowedRefiner`): 0.61×, 0.66× and 0.67× the reference for
 mobilenetv2, resnet50 and resnet101 HD, where the folded channels_last copy alone ran 0.81–0.89×
 (the model bench, one run, load 0.5). SIM, its classifier and SHM are declared
 for onnxruntime (2 cores, two runs: 0.69–0.71×, 0.66–0.76× and 0.67–0.76× the reference, where the
