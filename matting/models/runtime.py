@@ -115,13 +115,6 @@ class SizedSessions:
                 self._fixed.popitem(last=False)
             return session
 
-    def any_session(self):
-        """A session of this graph (for its input and output names), the one made first if any."""
-        with self._lock:
-            if self._fixed:
-                return next(iter(self._fixed.values()))
-            return self._free_session()
-
     def _free_session(self):
         if self._free is None:
             self._free = ort_session(self.path, self.threads)
