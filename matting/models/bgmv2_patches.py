@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .fuse import fold_batchnorm, to_channels_last
+
 __all__ = ["WindowedRefiner", "crop_patches", "fast_module", "replace_patches", "resize_bilinear"]
 
 
@@ -64,10 +66,11 @@ class WindowedRefiner(nn.Module):
     convolution.
 
     Measured on 2 cores, mobilenetv2 HD, 5000 patches (one process, the parts timed alone): the
-    coarse resize and crop took 55 + 50 ms there and ~10 ms here, the full-size concatenation and
-    crop 12 + 27 ms and ~3 ms here. The results differ from the reference's by float rounding
-    (the interpolation weights are applied in another order; ``tests/test_accelerate.py`` bounds
-    the whole network). Other configurations (``full`` mode, 1×1 kernels, another backbone
+    coarse resize, padding and crop took 55 + 50 ms there and 19 ms here, the full-size
+    concatenation, padding and crop 12 + 27 ms and 10 ms here; the whole network 427 against 293 ms.
+    The results differ from the reference's by float rounding (the interpolation weights are
+    applied in another order; ``tests/test_bgmv2_windows.py`` checks the windows and the network,
+    ``tests/test_accelerate.py`` bounds the network on the fixtures). Other configurations (``full`` mode, 1×1 kernels, another backbone
     scale) run the reference refiner's code.
     """
 
@@ -140,7 +143,7 @@ _DOUBLING_TAPS = (0.25, 0.75, 0.75, 0.25)
 
 
 def _doubled_windows(quarter: torch.Tensor, index) -> torch.Tensor:
-    """``_crop_patches(resize_bilinear(quarter, 2× its size), index, 2, 3)`` from 5×5 windows of
+    """``crop_patches(resize_bilinear(quarter, 2× its size), index, 2, 3)`` from 5×5 windows of
     ``quarter``: (P, C, 8, 8).
 
     A window's half-size rows 2·row − 3 … 2·row + 4 read quarter rows row − 2 … row + 2: half-size
@@ -164,13 +167,11 @@ class _ChannelsLastInputs(nn.Module):
         self.network = network
 
     def forward(self, *inputs):
-        return self.network(*(x.contiguous(memory_format=torch.channels_last) for x in inputs))
+        return self.network(*to_channels_last(inputs))
 
 
 def fast_module(model, *example_inputs):
     """The torch backend's BGMv2: BatchNorms folded, channels_last, and :class:`WindowedRefiner`."""
-    from .fuse import fold_batchnorm
-
     folded = fold_batchnorm(model, *example_inputs).to(memory_format=torch.channels_last)
     if hasattr(folded, "refiner"):  # MattingRefine (MattingBase has no refiner)
         folded.refiner = WindowedRefiner(folded.refiner)
