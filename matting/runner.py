@@ -77,17 +77,21 @@ def prepare_inputs(spec: MethodSpec, image, trimap_input=None, scribbles=None, b
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, how: str) -> np.ndarray:
-    """Foreground colours F for I = αF + (1 − α)B, by pymatting's estimators."""
-    from . import _pymatting as pm
+    """Foreground colours F for I = αF + (1 − α)B, by pymatting's estimators (float32, in [0, 1]).
 
-    image64, alpha64 = image.astype(np.float64), alpha.astype(np.float64)
+    'multilevel' runs :func:`matting.foreground.estimate_foreground_ml`, which returns pymatting's
+    result bit for bit, in float32 (what that estimator computes in), so no conversion is made.
+    """
     if how == "multilevel":
-        foreground = pm.estimate_foreground_ml(image64, alpha64)
-    elif how == "closed_form":
-        foreground = pm.estimate_foreground_cf(image64, alpha64)
-    else:
-        raise ValueError(how)
-    return np.clip(foreground, 0.0, 1.0).astype(np.float32)
+        from .foreground import estimate_foreground_ml
+
+        return estimate_foreground_ml(image, alpha)  # float32, clamped to [0, 1] by the estimator
+    if how == "closed_form":
+        from . import _pymatting as pm
+
+        foreground = pm.estimate_foreground_cf(image.astype(np.float64), alpha.astype(np.float64))
+        return np.clip(foreground, 0.0, 1.0).astype(np.float32)
+    raise ValueError(how)
 
 
 class Session:
