@@ -299,7 +299,7 @@ def jacobi_spectral_radius(A, steps: int = 10, seed: int = 0) -> float:
 
 
 def multigrid_preconditioner(A, image: np.ndarray, unknown: np.ndarray, block: int = BLOCK,
-                             dtype=np.float32):
+                             dtype=np.float32, threads: int | None = None):
     """Two-level smoothed aggregation: block aggregates, colour-affine candidates, Gauss–Seidel, LU coarse.
 
     Set-up: the tentative prolongator T fits the candidates {1, R, G, B} to each block
@@ -319,26 +319,40 @@ def multigrid_preconditioner(A, image: np.ndarray, unknown: np.ndarray, block: i
     """
     from pyamg.relaxation.relaxation import gauss_seidel
 
+    from . import sparse_threads
     from .assembly import scale_rows, strict_upper
+    from .threads import solver_threads
 
+    threads = solver_threads() if threads is None else threads
     A = scipy.sparse.csr_matrix(A)
-    T = tentative_prolongator(image.shape, unknown, colour_affine_candidates(image, unknown), block)
-    omega = (4.0 / 3.0) / jacobi_spectral_radius(A)
-    AT = (A @ T).tocsr()
+    # Independent steps side by side, products in row blocks (equal to the serial ones; see
+    # matting.sparse_threads): the prolongator's fit and ρ, then the three Galerkin products, then
+    # the coarse LU beside the float32 copies the cycle reads.
+    T, rho = sparse_threads.side_by_side(
+        threads, lambda: tentative_prolongator(image.shape, unknown, colour_affine_candidates(image, unknown), block),
+        lambda: jacobi_spectral_radius(A))
+    omega = (4.0 / 3.0) / rho
+    AT = sparse_threads.product(A, T, threads)
     scale_rows(AT.indptr, AT.data, -omega / A.diagonal())
     P = (T + AT).tocsr()  # (I − ω D⁻¹A) T, without a scaled copy of A
     del AT, T
     PT = P.T.tocsr()
-    coarse = (PT @ (A @ P)).tocsr()
-    # PᵀAP is symmetric: its CSR arrays are also its CSC arrays, so SuperLU gets it without a conversion.
-    coarse_lu = scipy.sparse.linalg.splu(
-        scipy.sparse.csc_matrix((coarse.data.astype(dtype), coarse.indices, coarse.indptr), shape=coarse.shape),
-        permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+    coarse = sparse_threads.product(PT, sparse_threads.product(A, P, threads), threads)
+
+    def coarse_factor():
+        # PᵀAP is symmetric: its CSR arrays are also its CSC arrays, so SuperLU gets it without a conversion.
+        return scipy.sparse.linalg.splu(
+            scipy.sparse.csc_matrix((coarse.data.astype(dtype), coarse.indices, coarse.indptr), shape=coarse.shape),
+            permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+
+    def cycle_matrices():
+        A_low = A.astype(dtype)
+        indptr, indices, data = strict_upper(A_low.indptr, A_low.indices, A_low.data)
+        return A_low, scipy.sparse.csr_matrix((data, indices, indptr), shape=A.shape), P.astype(dtype), PT.astype(dtype)
+
+    coarse_lu, (A_low, upper, P, PT) = sparse_threads.side_by_side(threads, coarse_factor, cycle_matrices)
     del coarse
-    A_low = A.astype(dtype)
-    indptr, indices, data = strict_upper(A_low.indptr, A_low.indices, A_low.data)
-    upper = scipy.sparse.csr_matrix((data, indices, indptr), shape=A.shape)
-    P, PT = P.astype(dtype), PT.astype(dtype)
+    upper, P, PT = (sparse_threads.split(m, threads) for m in (upper, P, PT))
 
     def precondition(r):
         r = r.astype(dtype)
@@ -359,10 +373,13 @@ def solve(system: ReducedSystem, M, x0=None, rtol: float = 1e-7, maxiter: int = 
     :func:`matting.cg.cg` is pymatting's iteration with compiled vector kernels (see there why).
     """
     from .cg import cg
+    from .sparse_threads import split
+    from .threads import solver_threads
 
     if system.A.shape[0] == 0:
         return np.zeros(0)
-    return cg(system.A, system.b, x0=x0, M=M, rtol=rtol, maxiter=maxiter, callback=callback)
+    A = split(system.A, solver_threads())  # products with A in row blocks on the cores: the same result
+    return cg(A, system.b, x0=x0, M=M, rtol=rtol, maxiter=maxiter, callback=callback)
 
 
 SINGLE_PRECISION_ITERATIONS = 30  # far above the 2–3 a float32 factor needs where it suits the matrix

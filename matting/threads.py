@@ -47,7 +47,8 @@ from pathlib import Path
 
 from .errors import MattingError
 
-__all__ = ["available_cores", "cores_idle", "limit_numba", "onnxruntime_threads", "threads", "torch_threads"]
+__all__ = ["available_cores", "cores_idle", "limit_numba", "onnxruntime_threads", "solver_threads", "threads",
+           "torch_threads"]
 
 # cgroup v2, then v1: "<quota> <period>" (or "max <period>"), and quota / period in two files.
 CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
@@ -157,6 +158,13 @@ def torch_threads() -> int:
     if cores <= 2:
         return cores if cores_idle() else 1
     return min(8, cores // 2)
+
+
+def solver_threads() -> int:
+    """Threads for the sparse solvers' split products and side-by-side set-up steps
+    (:mod:`matting.sparse_threads`), read at each solve: the same rule as :func:`torch_threads`,
+    because a fixed split waits for its slowest piece just as torch's regions do."""
+    return torch_threads()
 
 
 def onnxruntime_threads() -> int:
