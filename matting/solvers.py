@@ -124,6 +124,8 @@ def closed_form_system(image: np.ndarray, trimap01: np.ndarray, epsilon: float =
     from pymatting.laplacian.cf_laplacian import _cf_laplacian
 
     from .assembly import unknown_rows
+    from .sparse_threads import side_by_side
+    from .threads import solver_threads
 
     h, w = trimap01.shape
     foreground, known, unknown = split_trimap(trimap01)
@@ -135,11 +137,12 @@ def closed_form_system(image: np.ndarray, trimap01: np.ndarray, epsilon: float =
     local = np.full((h, w), -1, np.int64)  # pixel → index among the unknowns, raster order (−1: known)
     local[unknown2] = np.arange(int(unknown.sum()))
     stencils = np.empty((int(unknown.sum()), size, size))
-    for ty in range(0, h, tile):
-        for tx in range(0, w, tile):
+    tiles = [(ty, tx) for ty in range(0, h, tile) for tx in range(0, w, tile)
+             if unknown2[ty:ty + tile, tx:tx + tile].any()]
+
+    def kernel_on(tiles):
+        for ty, tx in tiles:
             core = np.s_[ty:ty + tile, tx:tx + tile]
-            if not unknown2[core].any():
-                continue
             y0, x0 = max(ty - reach, 0), max(tx - reach, 0)
             y1, x1 = min(ty + tile + reach, h), min(tx + tile + reach, w)
             ch, cw = y1 - y0, x1 - x0
@@ -150,6 +153,11 @@ def closed_form_system(image: np.ndarray, trimap01: np.ndarray, epsilon: float =
             inner = values[ty - y0:ty - y0 + tile, tx - x0:tx - x0 + tile]
             mask = unknown2[core]
             stencils[local[core][mask]] = inner[mask]
+
+    # The tiles write disjoint rows and the kernel releases the GIL: every other tile on a second
+    # thread where cores are free (GT04's strokes: 0.2 s of kernel calls).
+    threads = solver_threads() if len(tiles) > 8 else 1
+    side_by_side(threads, *(lambda part=part: kernel_on(tiles[part::threads]) for part in range(threads)))
     indptr, indices, data, b = unknown_rows(stencils, local, foreground.reshape(h, w))
     A = scipy.sparse.csr_matrix((data, indices, indptr), shape=(b.size, b.size))
     return ReducedSystem(A=A, b=b, unknown=unknown, known_values=foreground.astype(np.float64))
@@ -317,10 +325,9 @@ def multigrid_preconditioner(A, image: np.ndarray, unknown: np.ndarray, block: i
     iterations). The forward sweep from
     zero solves (D + L) x = r exactly, so the residual it leaves is −U x: half a product with A.
     """
-    from pyamg.relaxation.relaxation import gauss_seidel
-
     from . import sparse_threads
-    from .assembly import scale_rows, strict_upper
+    from .assembly import scale_rows
+    from .smoothers import BlockGaussSeidel
     from .threads import solver_threads
 
     threads = solver_threads() if threads is None else threads
@@ -346,21 +353,17 @@ def multigrid_preconditioner(A, image: np.ndarray, unknown: np.ndarray, block: i
             permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
 
     def cycle_matrices():
-        A_low = A.astype(dtype)
-        indptr, indices, data = strict_upper(A_low.indptr, A_low.indices, A_low.data)
-        return A_low, scipy.sparse.csr_matrix((data, indices, indptr), shape=A.shape), P.astype(dtype), PT.astype(dtype)
+        return BlockGaussSeidel(A, dtype, threads), P.astype(dtype), PT.astype(dtype)
 
-    coarse_lu, (A_low, upper, P, PT) = sparse_threads.side_by_side(threads, coarse_factor, cycle_matrices)
+    coarse_lu, (smoother, P, PT) = sparse_threads.side_by_side(threads, coarse_factor, cycle_matrices)
     del coarse
-    upper, P, PT = (sparse_threads.split(m, threads) for m in (upper, P, PT))
+    P, PT = sparse_threads.split(P, threads), sparse_threads.split(PT, threads)
 
     def precondition(r):
         r = r.astype(dtype)
-        x = np.zeros_like(r)
-        gauss_seidel(A_low, x, r, iterations=1, sweep="forward")
-        x += P @ coarse_lu.solve(PT @ -(upper @ x))
-        gauss_seidel(A_low, x, r, iterations=1, sweep="backward")
-        return x.astype(np.float64)
+        x, residual = smoother.forward_from_zero(r)
+        x += P @ coarse_lu.solve(PT @ residual)
+        return smoother.backward(x, r).astype(np.float64)
 
     return precondition
 
