@@ -11,7 +11,7 @@ from matting.synthetic import make_composite
 
 @pytest.fixture(scope="module")
 def system():
-    composite = make_composite(80, 100, edge=4.0, hole_fraction=0.3, seed=7)
+    composite = make_composite(40, 50, edge=4.0, hole_fraction=0.3, seed=7)  # small: the checks are dense
     trimap = strokes_from_trimap(composite.trimap(band=4), fraction=0.10) / 255.0
     image = composite.image.astype(np.float64)
     return image, solvers.closed_form_system(image, trimap)
