@@ -128,27 +128,3 @@ def block_prolongator(unknown, candidates, block, tol):
             indices[indptr[row] + c] = first[row] + c
             data[indptr[row] + c] = q[row, c]
     return indptr, indices, data, column
-
-
-@njit(cache=True, nogil=True)
-def strict_upper(indptr, indices, data):
-    """CSR arrays of the strictly upper triangle of a CSR matrix: scipy's ``triu(k=1)`` in one pass
-    (it goes through COO and back, which costs as much as the multigrid's coarse factorisation)."""
-    n = indptr.size - 1
-    upper_indptr = np.zeros(n + 1, np.int64)
-    for i in range(n):
-        count = 0
-        for k in range(indptr[i], indptr[i + 1]):
-            if indices[k] > i:
-                count += 1
-        upper_indptr[i + 1] = upper_indptr[i] + count
-    upper_indices = np.empty(upper_indptr[n], indices.dtype)
-    upper_data = np.empty(upper_indptr[n], data.dtype)
-    for i in range(n):
-        j = upper_indptr[i]
-        for k in range(indptr[i], indptr[i + 1]):
-            if indices[k] > i:
-                upper_indices[j] = indices[k]
-                upper_data[j] = data[k]
-                j += 1
-    return upper_indptr, upper_indices, upper_data
