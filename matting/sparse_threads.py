@@ -62,7 +62,7 @@ def stack_rows(blocks: list[scipy.sparse.csr_matrix], columns: int) -> scipy.spa
                             + [np.array([offsets[-1]])]).astype(np.int64)
     indices = np.concatenate([b.indices for b in blocks])
     data = np.concatenate([b.data for b in blocks])
-    if offsets[-1] <= np.iinfo(np.int32).max:
+    if max(offsets[-1], columns) <= np.iinfo(np.int32).max:
         indptr, indices = indptr.astype(np.int32), indices.astype(np.int32, copy=False)
     return scipy.sparse.csr_matrix((data, indices, indptr), shape=(indptr.size - 1, columns), copy=False)
 
