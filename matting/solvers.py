@@ -326,8 +326,8 @@ def multigrid_preconditioner(A, image: np.ndarray, unknown: np.ndarray, block: i
     (49k unknowns, 6.5M entries; 4×4 blocks: 14 iterations but a 42M-entry factor). The cycle runs in
     ``dtype`` (float32: 8 instead of 12 bytes per stored entry in every sweep and product, a
     float32 coarse factor; it is only the preconditioner, CG stays float64 and takes as many
-    iterations). The forward sweep from
-    zero solves (D + L) x = r exactly, so the residual it leaves is −U x: half a product with A.
+    iterations). The sweeps are :class:`matting.smoothers.BlockGaussSeidel`'s: the forward one from
+    zero reads only the lower triangle, and the residual it leaves costs half a product with A.
     """
     from . import sparse_threads
     from .assembly import scale_rows
@@ -384,11 +384,10 @@ def solve(system: ReducedSystem, M, x0=None, rtol: float = 1e-7, maxiter: int = 
     """
     from .cg import cg
     from .sparse_threads import split
-    from .threads import solver_threads
 
     if system.A.shape[0] == 0:
         return np.zeros(0)
-    A = split(system.A, solver_threads())  # products with A in row blocks on the cores: the same result
+    A = split(system.A)  # products with A in row blocks on the cores where it pays: the same result
     return cg(A, system.b, x0=x0, M=M, rtol=rtol, maxiter=maxiter, callback=callback)
 
 

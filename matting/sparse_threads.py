@@ -110,8 +110,17 @@ class RowSplit:
         return out
 
 
-def split(A, threads: int):
-    """``A`` itself for one thread, else a :class:`RowSplit` of it."""
+def split(A, threads: int | None = None):
+    """``A`` itself for one thread or a matrix too small to split, else a :class:`RowSplit` of it.
+
+    ``threads`` None: :func:`matting.threads.solver_threads`, asked only for a matrix large enough.
+    """
+    if A.shape[0] < 2 * MIN_ROWS_PER_THREAD:
+        return A
+    if threads is None:
+        from .threads import solver_threads
+
+        threads = solver_threads()
     return A if threads <= 1 else RowSplit(A, threads)
 
 
