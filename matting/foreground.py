@@ -15,88 +15,161 @@ double, while the right-hand side is stored back to float32 after each term.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numba import float32, njit
+
+from .sparse_threads import pool, side_by_side
+from .threads import solver_threads
 
 REGULARIZATION = 1e-5
 SMALL_ITERATIONS = 10
 BIG_ITERATIONS = 2
 SMALL_SIZE = 32
 GRADIENT_WEIGHT = 1.0
+# Pixels per row band of a two-thread level (:func:`_pipelined_sweeps`): each step of half a band must
+# outlast handing it to the other thread (about 30 µs); levels with fewer than two bands run serially.
+PIXELS_PER_BAND = 32_768
 
 
 @njit(cache=True, nogil=True)
-def _mean_colours(image, alpha):
-    """Mean colour where α > 0.9 and where α < 0.1, accumulated in float32 in raster order."""
+def _mean_colour(image, alpha, of_foreground):
+    """Mean colour where α > 0.9 (``of_foreground``) or where α < 0.1, accumulated in float32 in
+    raster order (pymatting computes both in one pass; each sum sees the same additions in the same order)."""
     h, w, _ = image.shape
-    fg = np.zeros(3, np.float32)
-    bg = np.zeros(3, np.float32)
-    n_fg = 0
-    n_bg = 0
+    total = np.zeros(3, np.float32)
+    count = 0
     for y in range(h):
         for x in range(w):
             a = alpha[y, x]
-            if a > 0.9:
+            if (a > 0.9) if of_foreground else (a < 0.1):
                 for c in range(3):
-                    fg[c] += image[y, x, c]
-                n_fg += 1
-            if a < 0.1:
-                for c in range(3):
-                    bg[c] += image[y, x, c]
-                n_bg += 1
-    fg /= n_fg + 1e-5
-    bg /= n_bg + 1e-5
-    return fg, bg
+                    total[c] += image[y, x, c]
+                count += 1
+    total /= count + 1e-5
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _sweep_rectangle(image, alpha, F, B, regularization, gradient_weight, top, bottom, left, right):
+    """One raster-order pass of the per-pixel 2×2 least-squares update over rows ``top:bottom`` and
+    columns ``left:right``, in place; neighbours are clamped at the image's border, not the rectangle's."""
+    h, w = alpha.shape
+    for y in range(top, bottom):
+        up, down = max(y - 1, 0), min(y + 1, h - 1)
+        for x in range(left, right):
+            a0 = alpha[y, x]
+            a1 = 1.0 - a0
+            a00 = a0 * a0
+            a01 = a0 * a1
+            a11 = a1 * a1
+            f0 = a0 * image[y, x, 0]
+            f1 = a0 * image[y, x, 1]
+            f2 = a0 * image[y, x, 2]
+            g0 = float32(a1 * image[y, x, 0])
+            g1 = float32(a1 * image[y, x, 1])
+            g2 = float32(a1 * image[y, x, 2])
+            # neighbours in pymatting's order: left, right, up, down (clamped at the border)
+            for d in range(4):
+                if d == 0:
+                    y2, x2 = y, max(x - 1, 0)
+                elif d == 1:
+                    y2, x2 = y, min(x + 1, w - 1)
+                elif d == 2:
+                    y2, x2 = up, x
+                else:
+                    y2, x2 = down, x
+                da = regularization + gradient_weight * abs(a0 - alpha[y2, x2])
+                a00 += da
+                a11 += da
+                f0 = float32(f0 + da * F[y2, x2, 0])
+                f1 = float32(f1 + da * F[y2, x2, 1])
+                f2 = float32(f2 + da * F[y2, x2, 2])
+                g0 = float32(g0 + da * B[y2, x2, 0])
+                g1 = float32(g1 + da * B[y2, x2, 1])
+                g2 = float32(g2 + da * B[y2, x2, 2])
+            inv_det = 1.0 / (a00 * a11 - a01 * a01)
+            b00 = inv_det * a11
+            b01 = inv_det * -a01
+            b11 = inv_det * a00
+            F[y, x, 0] = max(0.0, min(1.0, b00 * f0 + b01 * g0))
+            F[y, x, 1] = max(0.0, min(1.0, b00 * f1 + b01 * g1))
+            F[y, x, 2] = max(0.0, min(1.0, b00 * f2 + b01 * g2))
+            B[y, x, 0] = max(0.0, min(1.0, b01 * f0 + b11 * g0))
+            B[y, x, 1] = max(0.0, min(1.0, b01 * f1 + b11 * g1))
+            B[y, x, 2] = max(0.0, min(1.0, b01 * f2 + b11 * g2))
 
 
 @njit(cache=True, nogil=True)
 def _sweeps(image, alpha, F, B, regularization, gradient_weight, iterations):
-    """``iterations`` Gauss–Seidel sweeps of the per-pixel 2×2 least-squares update, in place."""
+    """``iterations`` Gauss–Seidel sweeps over the whole image, in place (pymatting's order)."""
     h, w = alpha.shape
     for _ in range(iterations):
-        for y in range(h):
-            up, down = max(y - 1, 0), min(y + 1, h - 1)
-            for x in range(w):
-                a0 = alpha[y, x]
-                a1 = 1.0 - a0
-                a00 = a0 * a0
-                a01 = a0 * a1
-                a11 = a1 * a1
-                f0 = a0 * image[y, x, 0]
-                f1 = a0 * image[y, x, 1]
-                f2 = a0 * image[y, x, 2]
-                g0 = float32(a1 * image[y, x, 0])
-                g1 = float32(a1 * image[y, x, 1])
-                g2 = float32(a1 * image[y, x, 2])
-                # neighbours in pymatting's order: left, right, up, down (clamped at the border)
-                for d in range(4):
-                    if d == 0:
-                        y2, x2 = y, max(x - 1, 0)
-                    elif d == 1:
-                        y2, x2 = y, min(x + 1, w - 1)
-                    elif d == 2:
-                        y2, x2 = up, x
-                    else:
-                        y2, x2 = down, x
-                    da = regularization + gradient_weight * abs(a0 - alpha[y2, x2])
-                    a00 += da
-                    a11 += da
-                    f0 = float32(f0 + da * F[y2, x2, 0])
-                    f1 = float32(f1 + da * F[y2, x2, 1])
-                    f2 = float32(f2 + da * F[y2, x2, 2])
-                    g0 = float32(g0 + da * B[y2, x2, 0])
-                    g1 = float32(g1 + da * B[y2, x2, 1])
-                    g2 = float32(g2 + da * B[y2, x2, 2])
-                inv_det = 1.0 / (a00 * a11 - a01 * a01)
-                b00 = inv_det * a11
-                b01 = inv_det * -a01
-                b11 = inv_det * a00
-                F[y, x, 0] = max(0.0, min(1.0, b00 * f0 + b01 * g0))
-                F[y, x, 1] = max(0.0, min(1.0, b00 * f1 + b01 * g1))
-                F[y, x, 2] = max(0.0, min(1.0, b00 * f2 + b01 * g2))
-                B[y, x, 0] = max(0.0, min(1.0, b01 * f0 + b11 * g0))
-                B[y, x, 1] = max(0.0, min(1.0, b01 * f1 + b11 * g1))
-                B[y, x, 2] = max(0.0, min(1.0, b01 * f2 + b11 * g2))
+        _sweep_rectangle(image, alpha, F, B, regularization, gradient_weight, 0, h, 0, w)
+
+
+def _pipelined_sweeps(image, alpha, F, B, regularization, gradient_weight, iterations, threads):
+    """The same sweeps as :func:`_sweeps`, to the bit, on two threads where the level is large enough.
+
+    A pixel's update reads its left and upper neighbours after, and its right and lower neighbours
+    before, their own update in the same sweep. Cut the image into a left and a right half and into
+    row bands, and take the bands of all the sweeps one after the other (the next sweep's band 0
+    follows the last band). The caller's thread runs the left halves in that order, a pool thread the
+    right halves. Two waits keep every pixel's reads what the raster order gives it:
+
+    * the right half of a band starts once the left half of the same band (and sweep) is done, for
+      the left neighbours of its first column;
+    * the left half of a band in the next sweep starts once the right half of that band in this
+      sweep is done, so that it reads the right neighbours' new values and does not overwrite a
+      column they still have to read.
+
+    Nothing else is shared: the halves of different bands touch neither each other's pixels nor
+    their 4-neighbours. So the left thread runs up to a sweep ahead and the two seldom wait.
+    """
+    h, w = alpha.shape
+    bands = min(h // 2, (h * w) // PIXELS_PER_BAND)
+    if threads < 2 or bands < 2 or w < 2:
+        _sweeps(image, alpha, F, B, regularization, gradient_weight, iterations)
+        return
+    edges = [round(h * i / bands) for i in range(bands + 1)]
+    middle = w // 2
+    order = [(edges[i], edges[i + 1]) for _ in range(iterations) for i in range(bands)]
+    left_done = [threading.Event() for _ in order]
+    right_done = [threading.Event() for _ in order]
+    failed = threading.Event()  # either side raised: the other stops waiting and returns
+
+    def right_halves():
+        try:
+            for step, (top, bottom) in enumerate(order):
+                left_done[step].wait()
+                if failed.is_set():
+                    return
+                _sweep_rectangle(image, alpha, F, B, regularization, gradient_weight, top, bottom, middle, w)
+                right_done[step].set()
+        except BaseException:
+            failed.set()
+            raise
+        finally:
+            for event in right_done:  # after a failure, release a left side still waiting
+                if failed.is_set():
+                    event.set()
+
+    right = pool(1).submit(right_halves)
+    try:
+        for step, (top, bottom) in enumerate(order):
+            if step >= bands:
+                right_done[step - bands].wait()
+                if failed.is_set():
+                    break
+            _sweep_rectangle(image, alpha, F, B, regularization, gradient_weight, top, bottom, 0, middle)
+            left_done[step].set()
+    except BaseException:
+        failed.set()
+        for event in left_done:
+            event.set()
+        raise
+    right.result()  # re-raises the right side's error, if any
 
 
 @njit(cache=True, nogil=True)
@@ -127,8 +200,12 @@ def _nearest(array: np.ndarray, h: int, w: int) -> np.ndarray:
 def estimate_foreground_ml(image, alpha, regularization: float = REGULARIZATION,
                            n_small_iterations: int = SMALL_ITERATIONS, n_big_iterations: int = BIG_ITERATIONS,
                            small_size: int = SMALL_SIZE, return_background: bool = False,
-                           gradient_weight: float = GRADIENT_WEIGHT):
-    """Foreground (and background) colours from an image and its alpha; pymatting's arguments and result."""
+                           gradient_weight: float = GRADIENT_WEIGHT, threads: int | None = None):
+    """Foreground (and background) colours from an image and its alpha; pymatting's arguments and result.
+
+    ``threads``: 1 or 2 (more are not used); by default :func:`matting.threads.solver_threads`, so two
+    only while the cores are idle. The result does not depend on it.
+    """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         from pymatting import estimate_foreground_ml as general
@@ -138,7 +215,11 @@ def estimate_foreground_ml(image, alpha, regularization: float = REGULARIZATION,
     image = np.ascontiguousarray(image, np.float32)
     alpha = np.ascontiguousarray(alpha, np.float32)
     h0, w0 = alpha.shape
-    fg_mean, bg_mean = _mean_colours(image, alpha)
+    if threads is None:
+        threads = solver_threads() if h0 * w0 >= 2 * PIXELS_PER_BAND else 1
+    # Two independent passes: side by side on two threads (the same sums either way).
+    fg_mean, bg_mean = side_by_side(threads, lambda: _mean_colour(image, alpha, True),
+                                    lambda: _mean_colour(image, alpha, False))
     F = np.empty((1, 1, 3), np.float32)
     B = np.empty((1, 1, 3), np.float32)
     F[:] = fg_mean
@@ -149,8 +230,11 @@ def estimate_foreground_ml(image, alpha, regularization: float = REGULARIZATION,
         # pymatting's level sizes: the image's sides raised to level/levels (0 levels: the 1×1 level only)
         exponent = level / levels if levels else 1.0  # a 1×1 image has one level (pymatting divides by 0)
         w, h = round(w0 ** exponent), round(h0 ** exponent)
-        F, B = _nearest(F, h, w), _nearest(B, h, w)
+        if threads > 1 and h * w >= 2 * PIXELS_PER_BAND:  # mostly page faults of the new arrays: side by side
+            F, B = side_by_side(threads, lambda: _nearest(F, h, w), lambda: _nearest(B, h, w))
+        else:
+            F, B = _nearest(F, h, w), _nearest(B, h, w)
         iterations = n_small_iterations if w <= small_size and h <= small_size else n_big_iterations
-        _sweeps(_nearest(image, h, w), _nearest(alpha, h, w), F, B, regularization, gradient_weight,
-                int(iterations))
+        _pipelined_sweeps(_nearest(image, h, w), _nearest(alpha, h, w), F, B, regularization, gradient_weight,
+                          int(iterations), threads)
     return (F, B) if return_background else F

@@ -66,3 +66,30 @@ def test_runner_estimate_is_float32_in_unit_range_and_leaves_inputs_alone():
     np.testing.assert_array_equal(image, before[0])
     np.testing.assert_array_equal(alpha, before[1])
     np.testing.assert_array_equal(foreground, pymatting.estimate_foreground_ml(image, alpha))
+
+
+@settings(max_examples=40, deadline=None)
+@given(height=st.integers(2, 70), width=st.integers(2, 70), seed=st.integers(0, 2**16),
+       pixels_per_band=st.integers(1, 400), iterations=st.integers(1, 3))
+def test_two_threads_equal_to_pymatting_to_the_bit(height, width, seed, pixels_per_band, iterations):
+    """The pipelined two-thread sweeps, with bands small enough that every level is cut into many
+    (down to about two rows each), give pymatting's result to the bit."""
+    import matting.foreground as foreground
+
+    rng = np.random.default_rng(seed)
+    image = rng.random((height, width, 3)).astype(np.float32)
+    alpha = _alpha(rng, height, width, "hard").astype(np.float32)
+    kwargs = {"n_small_iterations": iterations, "n_big_iterations": iterations, "return_background": True}
+    theirs = pymatting.estimate_foreground_ml(image, alpha, **kwargs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(foreground, "PIXELS_PER_BAND", pixels_per_band)
+        ours = estimate_foreground_ml(image, alpha, threads=2, **kwargs)
+    for got, want in zip(ours, theirs):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_two_threads_on_a_photo_sized_input():
+    rng = np.random.default_rng(4)
+    image, alpha = rng.random((400, 333, 3)), _alpha(rng, 400, 333, "disc")
+    np.testing.assert_array_equal(estimate_foreground_ml(image, alpha, threads=2),
+                                  pymatting.estimate_foreground_ml(image, alpha))

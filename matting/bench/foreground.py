@@ -2,8 +2,10 @@
 
 ``python -m matting.bench foreground [--rounds N] [--sides 512 1024 …]``: per size, both run
 interleaved in one process on a photo and a soft alpha (a disc with a wide ramp), after one warm-up
-each; the table gives median ms, the ratio ours / pymatting and whether the results are equal to the
-bit (they must be: the same arithmetic in the same order).
+each: ours with its default thread count (two on an idle two-core machine, see
+:func:`matting.foreground.estimate_foreground_ml`), ours on one thread, and pymatting. The table gives
+median ms, the ratios to pymatting and whether all three results are equal to the bit (they must be:
+the same arithmetic in the same order).
 """
 from __future__ import annotations
 
@@ -31,17 +33,21 @@ def compare(side: int, rounds: int) -> dict:
 
     image, alpha = scene(side)
     calls = {"ours": lambda: ours(image, alpha, return_background=True),
+             "ours_1": lambda: ours(image, alpha, return_background=True, threads=1),
              "pymatting": lambda: theirs(image, alpha, return_background=True)}
     results = {who: call() for who, call in calls.items()}  # warm-up (numba kernels) and the equality check
     times = {who: [] for who in calls}
+    names = list(calls)
     for index in range(rounds):
-        for who in (("ours", "pymatting"), ("pymatting", "ours"))[index % 2]:
+        for who in names[index % 3:] + names[:index % 3]:  # each goes first in turn
             start = time.perf_counter()
             calls[who]()
             times[who].append(time.perf_counter() - start)
-    equal = all(np.array_equal(a, b) for a, b in zip(results["ours"], results["pymatting"]))
+    equal = all(np.array_equal(a, b) for who in ("ours", "ours_1")
+                for a, b in zip(results[who], results["pymatting"]))
     medians = {who: 1000 * statistics.median(t) for who, t in times.items()}
-    return {"side": side, **medians, "ratio": medians["ours"] / medians["pymatting"], "equal": equal}
+    return {"side": side, **medians, "ratio": medians["ours"] / medians["pymatting"],
+            "ratio_1": medians["ours_1"] / medians["pymatting"], "equal": equal}
 
 
 def main(argv=None) -> int:
@@ -49,12 +55,16 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--sides", type=int, nargs="+", default=[512, 1024])
     args = parser.parse_args(argv)
-    print("| size | ours ms | pymatting ms | ours / pymatting | equal to the bit |")
-    print("|---|---|---|---|---|")
+    from ..threads import solver_threads
+
+    print(f"ours: default threads (now {solver_threads()}) and one thread")
+    print("| size | ours ms | ours 1 thread ms | pymatting ms | ours / pymatting | 1 thread / pymatting "
+          "| equal to the bit |")
+    print("|---|---|---|---|---|---|---|")
     failed = False
     for side in args.sides:
         row = compare(side, args.rounds)
         failed |= not row["equal"]
-        print(f"| {side}² | {row['ours']:.1f} | {row['pymatting']:.1f} | {row['ratio']:.2f} | "
-              f"{'yes' if row['equal'] else 'NO'} |", flush=True)
+        print(f"| {side}² | {row['ours']:.1f} | {row['ours_1']:.1f} | {row['pymatting']:.1f} | {row['ratio']:.2f} "
+              f"| {row['ratio_1']:.2f} | {'yes' if row['equal'] else 'NO'} |", flush=True)
     return 1 if failed else 0
