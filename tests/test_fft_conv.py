@@ -53,6 +53,29 @@ def test_fft_matches_a_float64_convolution_as_closely_as_the_direct_one(kernel, 
 
 
 @needs_nnpack
+@pytest.mark.parametrize("kernel", [3, 7])
+def test_fft_of_an_unpadded_convolution_after_a_reflection_pad(kernel, nnpack_calls):
+    """BGMv1's layers: reflection pad, then a convolution without padding (a 3×3 one grown to 5×5
+    needs one pixel of zero padding for the same output)."""
+    torch.manual_seed(kernel)
+    layer = nn.Conv2d(8, 12, kernel).eval()
+    pad = nn.ReflectionPad2d(kernel // 2)
+    x = torch.rand(1, 8, 30, 26)
+    with torch.inference_mode():
+        padded = pad(x)
+        exact = F.conv2d(padded.double(), layer.weight.double(), layer.bias.double())
+        fft = FFTConv2d(layer, min_pixels=0)(padded)
+    assert nnpack_calls == [tuple(padded.shape)]
+    assert fft.shape == (1, 12, 30, 26)
+    assert float((fft.double() - exact).abs().max()) <= 5e-6
+
+
+def test_unequal_padding_is_not_eligible():
+    assert not FFTConv2d(nn.Conv2d(4, 4, 3, padding=(1, 0)), 0).eligible
+    assert not FFTConv2d(nn.Conv2d(4, 4, 3, padding="same"), 0).eligible
+
+
+@needs_nnpack
 def test_fft_without_bias(nnpack_calls):
     layer = conv(8, 8, 5, bias=False)
     x = torch.rand(1, 8, 20, 20)
@@ -144,3 +167,30 @@ def test_in_fresh_thread_keeps_the_callers_modes_and_threads_and_reraises():
     assert seen == [(False, True, False, 1), (False, False, False, 1)]
     with pytest.raises(ValueError, match="no input"):
         wrapped(None)
+
+
+@needs_nnpack
+def test_bgmv1_fast_path_folds_and_convolves_large_maps_by_fft(nnpack_calls, monkeypatch):
+    """At 256²: the four 7×7 stems and two 7×7 output layers (256²) and the four upsampling 3×3
+    convolutions (128² and 256²) by FFT; the residual blocks (64²) directly."""
+    monkeypatch.delenv("MATTING_REFERENCE", raising=False)
+    monkeypatch.delenv("MATTING_BACKEND", raising=False)
+    torch.manual_seed(0)
+    model = models.create("bgmv1").eval()
+    for module in model.modules():  # BatchNorm statistics that folding must carry over
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    generator = torch.Generator().manual_seed(1)
+    inputs = tuple(torch.rand(1, c, 256, 256, generator=generator) * 2 - 1 for c in (3, 3, 1, 4))
+    fast = accelerate(model, *inputs)
+    assert fast.backend == "torch"
+    nnpack_calls.clear()
+    alpha, foreground = fast(*inputs)
+    stems = [(1, c, 262, 262) for c in (3, 3, 1, 4)] + [(1, 64, 262, 262)] * 2  # reflection-padded by 3
+    upsampling = [(1, 256, 128, 128)] * 2 + [(1, 128, 256, 256), (1, 256, 256, 256)]  # zero padding inside
+    assert sorted(nnpack_calls) == sorted(stems + upsampling)
+    with torch.inference_mode():
+        reference = model(*inputs)
+    torch.testing.assert_close(alpha, reference[0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(foreground, reference[1], rtol=0, atol=1e-5)

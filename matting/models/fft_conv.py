@@ -76,8 +76,9 @@ def _make_pool() -> None:
 
 
 class FFTConv2d(nn.Conv2d):
-    """An ``nn.Conv2d`` ('same' zero padding, stride 1) whose forward uses NNPACK's FFT on inputs of
-    at least ``min_pixels`` pixels (height × width), its ordinary forward otherwise."""
+    """An ``nn.Conv2d`` (stride 1, the same zero padding on every side: 'same' or none, e.g. after a
+    reflection pad) whose forward uses NNPACK's FFT on inputs of at least ``min_pixels`` pixels
+    (height × width), its ordinary forward otherwise."""
 
     def __init__(self, conv: nn.Conv2d, min_pixels: int):
         kernel = tuple(conv.kernel_size)
@@ -88,9 +89,10 @@ class FFTConv2d(nn.Conv2d):
         self.min_pixels = int(min_pixels)
         self.eligible = (conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
                          and conv.padding_mode == "zeros" and kernel[0] == kernel[1] and kernel[0] % 2 == 1
-                         and tuple(conv.padding) == (kernel[0] // 2,) * 2)
+                         and isinstance(conv.padding, tuple) and conv.padding[0] == conv.padding[1])
         grow = max(0, (FFT_KERNEL - kernel[0]) // 2)
-        self.fft_padding = [kernel[0] // 2 + grow] * 2
+        # a kernel grown by `grow` zeros on each side needs as much more zero padding for the same output
+        self.fft_padding = [conv.padding[0] + grow] * 2 if self.eligible else [0, 0]
         self._grow = grow
 
     def _fft_weight(self) -> torch.Tensor:
