@@ -1,6 +1,7 @@
 """Compile pymatting's numba kernels into the project cache once (run by setup): ``python -m matting.warmup``."""
 import time
 
+from .foreground import estimate_foreground_ml
 from .registry import methods
 from .runner import estimate_foreground, run
 from .synthetic import make_composite
@@ -24,6 +25,11 @@ def warm() -> dict[str, float]:
         start = time.perf_counter()
         estimate_foreground(scene.image, scene.alpha, how)
         seconds[f"foreground {how}"] = time.perf_counter() - start
+    # The two-thread multi-level sweeps call their rectangle kernel from Python (levels of 64k pixels up).
+    start = time.perf_counter()
+    large = make_composite(256, 256, edge=3.0)
+    estimate_foreground_ml(large.image, large.alpha, threads=2)
+    seconds["foreground two threads"] = time.perf_counter() - start
     return seconds
 
 
