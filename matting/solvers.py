@@ -15,7 +15,8 @@ This module replaces that with three pieces, one function per concern:
   smaller (pymatting's closed-form already does this; for the others it is the limit λ → ∞ of
   their soft penalty).
 * :func:`choose_preconditioner` – a direct factorisation when the unknown region is small enough
-  (trimaps: a band around the edge), an algebraic two-level method when it is large (strokes).
+  (trimaps: a band around the edge), an algebraic two-level method when it is large (strokes; for
+  closed-form also on trimap bands of more than 50k unknowns).
 
   - :func:`direct_preconditioner`: a single-precision sparse LU (SuperLU, symmetric mode, diagonal
     pivots) used as the CG preconditioner, in a geometric nested-dissection order of the unknown
@@ -55,10 +56,21 @@ SOLVERS = ("auto", "direct", "multigrid", "ichol", "pymatting")
 # too, where with minimum degree and threshold pivoting (80–100M entries) it did not and ichol took
 # over above 120k. GT04 trimap2 scaled 1.35× (399k unknowns, one process each, loaded machine):
 # direct 32.6 s / peak 1.10 GiB, our ichol 67.5 s / 0.93 GiB, pymatting 91.8 s / 1.06 GiB. Beyond
-# 400k it is not measured, so ichol (whose memory stays bounded) takes over there.
+# 400k it is not measured, so ichol (whose memory stays bounded) takes over there. Closed-form, whose
+# Laplacian has the colour-affine near-null space exactly, takes the multigrid on bands too now that
+# its set-up and sweeps run on both cores (BAND_MULTIGRID_MIN_UNKNOWNS).
 SMALL_SYSTEM = 120_000
 DIRECT_MAX_UNKNOWNS = 400_000
 MULTIGRID_MIN_FRACTION = 0.6  # of the image unknown
+# Closed-form only (band_multigrid): the multigrid from this many unknowns whatever the region's shape.
+# On the 29 alphamatting trimap bands above it (trimaps 1 and 2, 2 idle cores) the multigrid took a
+# median 0.72× the direct solve's time (0.51–1.03×; GT04 trimap2, 219k unknowns: 1.21 against 2.39 s)
+# at the same SAD; on one core 0.70–0.91× on four of five bands above 75k (GT11 trimap2: 1.15×) and
+# 1.03–1.25× on three between 50k and 75k. Below 50k neither wins everywhere (0.76–1.19×), and one
+# core is the exception (solver_threads: another process busy), so the choice does not depend on it:
+# the same input gets the same solver. Learning-based keeps the direct solve on bands: there the
+# multigrid gained nothing (0.83–1.38×; its Laplacian's assembly is most of the time).
+BAND_MULTIGRID_MIN_UNKNOWNS = 50_000
 TILE = 64  # side of the squares on which closed_form_system runs pymatting's Laplacian kernel
 SMOOTHING_WEIGHT = 1.8  # ω·ρ of the prolongation smoother (see multigrid_preconditioner)
 BLOCK = 6  # side of the square pixel blocks that form the coarse aggregates (see multigrid_preconditioner)
@@ -166,9 +178,12 @@ def closed_form_system(image: np.ndarray, trimap01: np.ndarray, epsilon: float =
     return ReducedSystem(A=A, b=b, unknown=unknown, known_values=foreground.astype(np.float64))
 
 
-def auto_choice(system: ReducedSystem, multigrid: bool = True) -> str:
+def auto_choice(system: ReducedSystem, multigrid: bool = True, band_multigrid: bool = False) -> str:
     """'direct' up to SMALL_SYSTEM unknowns, 'multigrid' when most of the image is unknown, 'direct' up to
     DIRECT_MAX_UNKNOWNS, else 'ichol'.
+
+    ``band_multigrid=True`` (closed-form): 'multigrid' for every system above BAND_MULTIGRID_MIN_UNKNOWNS,
+    trimap bands included, 'direct' below.
 
     ``multigrid=False`` for Laplacians without the colour-affine near-null space (random walk: its
     near-zero modes are pixel clusters cut off by vanishing edge weights, which no block-wise
@@ -176,6 +191,8 @@ def auto_choice(system: ReducedSystem, multigrid: bool = True) -> str:
     then always 'direct'.
     """
     n = int(system.unknown.sum())
+    if multigrid and band_multigrid:
+        return "multigrid" if n > BAND_MULTIGRID_MIN_UNKNOWNS else "direct"
     if n <= SMALL_SYSTEM or not multigrid:
         return "direct"
     if n >= MULTIGRID_MIN_FRACTION * system.unknown.size:
@@ -184,7 +201,7 @@ def auto_choice(system: ReducedSystem, multigrid: bool = True) -> str:
 
 
 def choose_preconditioner(system: ReducedSystem, image: np.ndarray, solver: str = "auto",
-                          precision: str = "single", multigrid: bool = True):
+                          precision: str = "single", multigrid: bool = True, band_multigrid: bool = False):
     """The preconditioner for ``system``: 'direct', 'multigrid' or 'ichol', or 'auto' (see DIRECT_MAX_UNKNOWNS).
 
     Returns ``(name, M)`` with ``M`` a function r ↦ M⁻¹r. ``precision`` applies to 'direct'.
@@ -193,7 +210,7 @@ def choose_preconditioner(system: ReducedSystem, image: np.ndarray, solver: str 
     if solver not in ("auto", "direct", "multigrid", "ichol"):
         raise ValueError(f"unknown solver {solver!r}")
     if solver == "auto":
-        solver = auto_choice(system, multigrid)
+        solver = auto_choice(system, multigrid, band_multigrid)
     if solver == "direct":
         return solver, system_direct_preconditioner(system, image, precision)
     if solver == "ichol":
@@ -396,7 +413,7 @@ SINGLE_PRECISION_ITERATIONS = 30  # far above the 2–3 a float32 factor needs w
 
 def solve_laplacian(L, trimap01: np.ndarray, image: np.ndarray, solver: str = "auto",
                     rtol: float = 1e-7, maxiter: int = 10000, x0=None, precision: str = "single",
-                    multigrid: bool = True, info: dict | None = None) -> np.ndarray:
+                    multigrid: bool = True, info: dict | None = None, band_multigrid: bool = False) -> np.ndarray:
     """Alpha from a matting Laplacian (or a ready :class:`ReducedSystem`) and a trimap, hard constraints.
 
     ``info``, if given, receives what was done: preconditioner, precision, CG iterations.
@@ -409,7 +426,7 @@ def solve_laplacian(L, trimap01: np.ndarray, image: np.ndarray, solver: str = "a
     info.update(unknowns=int(system.A.shape[0]), iterations=0)
     if system.A.shape[0] == 0:
         return system.alpha(np.zeros(0), trimap01.shape)
-    name, M = choose_preconditioner(system, image, solver, precision, multigrid)
+    name, M = choose_preconditioner(system, image, solver, precision, multigrid, band_multigrid)
     info.update(preconditioner=name, precision=precision if name == "direct" else "double")
     x = None if x0 is None else np.asarray(x0, np.float64).ravel()[system.unknown]
     count = _IterationCounter()

@@ -115,6 +115,35 @@ def test_auto_choice_follows_region_size_and_shape():
     assert solvers.auto_choice(system(200_000, 400_000)) == "direct"  # a wide trimap band
     assert solvers.auto_choice(system(500_000, 2_000_000)) == "ichol"  # beyond DIRECT_MAX_UNKNOWNS
     assert solvers.auto_choice(system(360_000, 400_000)) == "multigrid"
+    # closed-form: the multigrid on bands too, from BAND_MULTIGRID_MIN_UNKNOWNS; never without multigrid
+    assert solvers.auto_choice(system(50_000, 400_000), band_multigrid=True) == "direct"
+    assert solvers.auto_choice(system(50_001, 400_000), band_multigrid=True) == "multigrid"
+    assert solvers.auto_choice(system(500_000, 2_000_000), band_multigrid=True) == "multigrid"
+    assert solvers.auto_choice(system(360_000, 400_000), multigrid=False, band_multigrid=True) == "direct"
+
+
+def test_closed_form_takes_the_multigrid_on_a_large_band(monkeypatch):
+    """matting.run's closed-form picks the multigrid for a band above the threshold (lowered here),
+    the direct solve below it, with the same alpha; learning-based keeps the direct solve."""
+    import matting
+
+    composite = make_composite(60, 70, edge=3.0, seed=5)
+    trimap8 = composite.trimap(band=6)
+    picked = []
+    original = solvers.choose_preconditioner
+
+    def spy(*args, **kwargs):
+        name, M = original(*args, **kwargs)
+        picked.append(name)
+        return name, M
+
+    monkeypatch.setattr(solvers, "choose_preconditioner", spy)
+    direct = matting.run("closed_form", composite.image, trimap=trimap8, foreground="none").alpha
+    monkeypatch.setattr(solvers, "BAND_MULTIGRID_MIN_UNKNOWNS", int((trimap8 == 128).sum()) - 1)
+    multigrid = matting.run("closed_form", composite.image, trimap=trimap8, foreground="none").alpha
+    matting.run("learning_based", composite.image, trimap=trimap8, foreground="none")
+    assert picked == ["direct", "multigrid", "direct"]
+    np.testing.assert_allclose(multigrid, direct, atol=1e-4)
 
 
 def _strokes_system(height=120, width=140, seed=3):

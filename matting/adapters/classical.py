@@ -59,7 +59,7 @@ def _solve(method_name: str, solver, inputs: Inputs, params: dict, **kwargs) -> 
 
 
 def _solve_own(method_name: str, laplacian, inputs: Inputs, params: dict, precision: str = "single",
-               multigrid: bool = True) -> MethodOutput:
+               multigrid: bool = True, band_multigrid: bool = False) -> MethodOutput:
     """Our solver set-up (matting.solvers) on ``laplacian(image, trimap)``: a pymatting Laplacian or a
     ready reduced system (closed-form)."""
     from .. import solvers
@@ -71,7 +71,7 @@ def _solve_own(method_name: str, laplacian, inputs: Inputs, params: dict, precis
         alpha = solvers.solve_laplacian(
             laplacian(image, trimap), trimap, image, solver=params["solver"],
             rtol=params["tolerance"], maxiter=params["max_iterations"], precision=precision,
-            multigrid=multigrid)
+            multigrid=multigrid, band_multigrid=band_multigrid)
     return MethodOutput(alpha=alpha, maps=_constraints_map(trimap))
 
 
@@ -112,7 +112,7 @@ def closed_form(inputs: Inputs, params: dict) -> MethodOutput:
         from ..solvers import closed_form_system
 
         return _solve_own("Closed-form matting", lambda image, trimap: closed_form_system(image, trimap, **laplacian),
-                          inputs, params)
+                          inputs, params, band_multigrid=True)
     return _solve("Closed-form matting", _pm().estimate_alpha_cf, inputs, params, laplacian_kwargs=laplacian)
 
 
