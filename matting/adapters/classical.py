@@ -29,7 +29,8 @@ SOLVER_PARAMS = (
 SOLVER_CHOICE = Param(
     "solver", "auto",
     "How the sparse system is solved. auto: direct factorisation for a trimap's band, colour-affine "
-    "multigrid when most pixels are unknown (strokes), incomplete Cholesky for bands too large to factorise; all solve over "
+    "multigrid when most pixels are unknown (strokes) and, for closed-form, on any band of more than 50k unknown "
+    "pixels, incomplete Cholesky for bands too large to factorise; all solve over "
     "the unknown pixels only, with the known pixels as exact constraints. pymatting: pymatting's own "
     "solver (incomplete-Cholesky or Jacobi CG, soft λ = 100 constraints), kept as the reference.",
     kind="choice", choices=("auto", "direct", "multigrid", "ichol", "pymatting"),
