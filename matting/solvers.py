@@ -65,8 +65,9 @@ MULTIGRID_MIN_FRACTION = 0.6  # of the image unknown
 # Closed-form only (band_multigrid): the multigrid from this many unknowns whatever the region's shape.
 # On the 29 alphamatting trimap bands above it (trimaps 1 and 2, 2 idle cores) the multigrid took a
 # median 0.72× the direct solve's time (0.51–1.03×; GT04 trimap2, 219k unknowns: 1.21 against 2.39 s)
-# at the same SAD; on one core 0.70–0.91× on four of five bands above 75k (GT11 trimap2: 1.15×) and
-# 1.03–1.25× on three between 50k and 75k. Below 50k neither wins everywhere (0.76–1.19×), and one
+# at the same SAD; on one core (five images) 0.70–0.89× on three of the four bands above 75k (GT11
+# trimap2: 1.15×), 0.91–1.25× on the three between 50k and 75k. Below 50k neither wins everywhere
+# (0.76–1.19× on two cores), and one
 # core is the exception (solver_threads: another process busy), so the choice does not depend on it:
 # the same input gets the same solver. Learning-based keeps the direct solve on bands: there the
 # multigrid gained nothing (0.83–1.38×; its Laplacian's assembly is most of the time).
