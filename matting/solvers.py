@@ -67,10 +67,10 @@ MULTIGRID_MIN_FRACTION = 0.6  # of the image unknown
 # median 0.72× the direct solve's time (0.51–1.03×; GT04 trimap2, 219k unknowns: 1.21 against 2.39 s)
 # at the same SAD; on one core (five images) 0.70–0.89× on three of the four bands above 75k (GT11
 # trimap2: 1.15×), 0.91–1.25× on the three between 50k and 75k. Below 50k neither wins everywhere
-# (0.76–1.19× on two cores), and one
-# core is the exception (solver_threads: another process busy), so the choice does not depend on it:
-# the same input gets the same solver. Learning-based keeps the direct solve on bands: there the
-# multigrid gained nothing (0.83–1.38×; its Laplacian's assembly is most of the time).
+# (0.76–1.19× on two cores). One core is the exception (solver_threads: another process busy), so the
+# choice does not depend on it: the same input gets the same solver. Learning-based keeps the direct
+# solve on bands: there the multigrid gained nothing (0.83–1.38×; its Laplacian's assembly is most
+# of the time).
 BAND_MULTIGRID_MIN_UNKNOWNS = 50_000
 TILE = 64  # side of the squares on which closed_form_system runs pymatting's Laplacian kernel
 SMOOTHING_WEIGHT = 1.8  # ω·ρ of the prolongation smoother (see multigrid_preconditioner)
