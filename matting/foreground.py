@@ -35,6 +35,11 @@ GRADIENT_WEIGHT = 1.0
 PIXELS_PER_BAND = 32_768
 
 
+def _bands(h: int, w: int) -> int:
+    """Row bands of an h × w level on two threads; below 2 the level runs on one."""
+    return min(h // 2, (h * w) // PIXELS_PER_BAND) if w >= 2 else 0
+
+
 @njit(cache=True, nogil=True)
 def _mean_colour(image, alpha, of_foreground):
     """Mean colour where α > 0.9 (``of_foreground``) or where α < 0.1, accumulated in float32 in
@@ -130,8 +135,8 @@ def _pipelined_sweeps(image, alpha, F, B, regularization, gradient_weight, itera
     their 4-neighbours. So the left thread runs up to a sweep ahead and the two seldom wait.
     """
     h, w = alpha.shape
-    bands = min(h // 2, (h * w) // PIXELS_PER_BAND)
-    if threads < 2 or bands < 2 or w < 2:
+    bands = _bands(h, w)
+    if threads < 2 or bands < 2:
         _sweeps(image, alpha, F, B, regularization, gradient_weight, iterations)
         return
     edges = [round(h * i / bands) for i in range(bands + 1)]
@@ -218,7 +223,7 @@ def estimate_foreground_ml(image, alpha, regularization: float = REGULARIZATION,
     alpha = np.ascontiguousarray(alpha, np.float32)
     h0, w0 = alpha.shape
     if threads is None:
-        threads = solver_threads() if h0 * w0 >= 2 * PIXELS_PER_BAND else 1
+        threads = solver_threads() if _bands(h0, w0) >= 2 else 1
     # Two independent passes: side by side on two threads (the same sums either way).
     fg_mean, bg_mean = side_by_side(threads, lambda: _mean_colour(image, alpha, True),
                                     lambda: _mean_colour(image, alpha, False))
@@ -232,7 +237,7 @@ def estimate_foreground_ml(image, alpha, regularization: float = REGULARIZATION,
         # pymatting's level sizes: the image's sides raised to level/levels (0 levels: the 1×1 level only)
         exponent = level / levels if levels else 1.0  # a 1×1 image has one level (pymatting divides by 0)
         w, h = round(w0 ** exponent), round(h0 ** exponent)
-        if threads > 1 and h * w >= 2 * PIXELS_PER_BAND:  # mostly page faults of the new arrays: side by side
+        if threads > 1 and _bands(h, w) >= 2:  # mostly page faults of the new arrays: side by side
             F, B = side_by_side(threads, lambda: _nearest(F, h, w), lambda: _nearest(B, h, w))
         else:
             F, B = _nearest(F, h, w), _nearest(B, h, w)
