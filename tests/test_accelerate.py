@@ -169,7 +169,7 @@ def test_reference_switch_and_forced_backends(monkeypatch):
     assert fast.backend == "torch"
     pred, zero = fast(x)
     assert zero == 0 and pred.shape == (1, 1, 64, 64) and pred.is_contiguous()
-    assert set(BACKENDS) == {"reference", "torch", "onnxruntime"}
+    assert set(BACKENDS) == {"reference", "torch", "onnxruntime", "openvino"}
     with pytest.raises(Exception, match="backend"):
         accelerate(model, x, backend="tensorrt")
 

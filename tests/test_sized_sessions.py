@@ -68,3 +68,47 @@ def test_common_size_needs_every_4d_array_alike():
     assert runtime.common_size([a, b, np.zeros(3)]) == (1, 4, 5)
     assert runtime.common_size([a, np.zeros((1, 3, 4, 6))]) is None
     assert runtime.common_size([np.zeros((2, 2))]) is None
+
+
+needs_openvino = pytest.mark.skipif(not runtime.engine_available("openvino"), reason="OpenVINO not installed")
+
+
+@needs_openvino
+def test_openvino_sessions_fix_the_free_axes_and_agree_with_onnxruntime(graph):
+    rng = np.random.default_rng(2)
+    sessions = runtime.SizedSessions(graph, 1, "openvino")
+    free = runtime.ort_session(graph, 1)
+    first = sessions.session_for((1, 8, 8))
+    assert first.get_inputs()[0].name == "input0" and first.get_inputs()[0].shape == [1, 2, 8, 8]
+    once = sessions.session_for((2, 5, 7))
+    assert once is sessions._free and once.get_inputs()[0].shape == [None, 2, None, None]
+    for shape in [(1, 2, 8, 8), (2, 2, 5, 7), (2, 2, 5, 7)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        out = sessions.session_for(runtime.common_size([x])).run(None, {"input0": x})
+        assert len(out) == 1 and out[0].shape == (shape[0], 4, 2 * shape[2], 2 * shape[3])
+        np.testing.assert_allclose(out[0], free.run(None, {"input0": x})[0], rtol=0, atol=1e-5)
+    assert _fixed_sizes(sessions) == [(1, 8, 8), (2, 5, 7)]
+    with pytest.raises(ValueError, match="every output"):
+        first.run(["output0"], {"input0": np.zeros((1, 2, 8, 8), np.float32)})
+
+
+@needs_openvino
+def test_openvino_session_outputs_outlive_the_call_and_concurrent_calls_do_not_mix(graph):
+    from concurrent.futures import ThreadPoolExecutor
+
+    session = runtime.make_session("openvino", graph, 2, {"batch": 1, "height": 8, "width": 8})
+    rng = np.random.default_rng(3)
+    inputs = [rng.standard_normal((1, 2, 8, 8)).astype(np.float32) for _ in range(16)]
+    serial = [session.run(None, {"input0": x})[0] for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        concurrent = list(pool.map(lambda x: session.run(None, {"input0": x})[0], inputs))
+    for a, b in zip(serial, concurrent):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(serial[0], serial[1])  # really different inputs, not one buffer reused
+
+
+def test_unknown_engine_is_refused(graph):
+    with pytest.raises(ValueError, match="engine"):
+        runtime.SizedSessions(graph, 1, "tensorrt")
+    with pytest.raises(ValueError, match="engine"):
+        runtime.make_session("tensorrt", graph, 1)

@@ -121,7 +121,8 @@ def load_network(arch: str, checkpoint_id: str, *example_arguments):
     (:mod:`matting.models.runtime`: no torch import, no network built), else :func:`load_model`.
 
     The graph is used only where the fast path would pick it anyway: not with ``MATTING_REFERENCE``,
-    a ``MATTING_BACKEND`` other than onnxruntime, or a ``MATTING_DEVICE`` other than the CPU.
+    a ``MATTING_BACKEND`` other than onnxruntime or openvino, or a ``MATTING_DEVICE`` other than the
+    CPU; it runs on the engine accelerate recorded it for, or on the one ``MATTING_BACKEND`` names.
     """
     from .. import weights
     from ..models import runtime
@@ -129,16 +130,16 @@ def load_network(arch: str, checkpoint_id: str, *example_arguments):
 
     backend = os.environ.get("MATTING_BACKEND", "").strip()
     on_cpu = os.environ.get("MATTING_DEVICE", "cpu").strip() in ("", "cpu")
-    if runtime.reference_requested() or backend not in ("", "onnxruntime") or not on_cpu:
+    if runtime.reference_requested() or backend not in ("", *runtime.ENGINES) or not on_cpu:
         return load_model(arch, checkpoint_id)
     path = weights.require(checkpoint_id)
     arguments = runtime.arguments_signature(example_arguments)
     stat = path.stat()
-    key = ("ready", arch, str(path), stat.st_size, stat.st_mtime_ns, repr(arguments))
+    key = ("ready", arch, str(path), stat.st_size, stat.st_mtime_ns, repr(arguments), backend)
     with _lock:
         graph = _models.get(key)
         if graph is None:
-            graph = runtime.find(arch, weights.sha256_file(path), arguments, onnxruntime_threads())
+            graph = runtime.find(arch, weights.sha256_file(path), arguments, onnxruntime_threads(), backend or None)
             if graph is None:
                 return load_model(arch, checkpoint_id)
             graph.origin = (arch, checkpoint_id)

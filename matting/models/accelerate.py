@@ -2,7 +2,7 @@
 
 Every deep adapter runs its network through this function (via
 :func:`matting.adapters.torch_utils.run`), so a benchmark can time it against the reference forward
-or any other implementation. Three backends:
+or any other implementation. Four backends:
 
 * ``"reference"`` — the network as it is, under ``torch.inference_mode()``: the official arithmetic,
   what the fidelity tests check. Chosen everywhere when ``MATTING_REFERENCE=1``.
@@ -21,13 +21,18 @@ or any other implementation. Three backends:
   or an export that fails, falls back to ``"torch"`` with a warning. A checked graph whose weights
   file is known is also recorded in :mod:`matting.models.runtime`, so that a later process can run it
   without importing torch (:func:`matting.adapters.torch_utils.load_network`).
+* ``"openvino"`` — the same checked export, compiled by OpenVINO's CPU plugin
+  (:mod:`matting.models.openvino_session`: float32, the same thread rule, free axes fixed per input
+  size like onnxruntime's sessions). Its own outputs are checked once against the reference forward
+  at the example (kept in the export's meta file); without OpenVINO, or where they differ by more than
+  :data:`EXPORT_TOLERANCE`, onnxruntime runs the graph, with a warning.
 
 Which backend a network gets (``backend=None``): ``MATTING_BACKEND`` if set, else the architecture's
 measured preference (:attr:`matting.models.Architecture.fast_backend`, declared only where the model
-benchmark found onnxruntime faster), else ``"torch"``. onnxruntime is used on the CPU only.
+benchmark found onnxruntime or OpenVINO faster), else ``"torch"``. Both run on the CPU only.
 
 Measured (``python -m matting.bench models``, 2 shared cores): onnxruntime is declared for U²-NetP
-and MODNet (0.2–0.5× the reference forward, |Δ| ≤ 3e-5), and for U²-Net, the same code at 4× the
+(0.2–0.5× the reference forward, |Δ| ≤ 3e-5; MODNet was declared so too, until OpenVINO, below), and for U²-Net, the same code at 4× the
 width (0.23× the benchmark's reference, which runs at torch's default 2 threads; interleaved at 1
 thread: 0.67× the reference, 0.91× the torch backend). DIM stays on ``"torch"``, with its own
 ``fast_module``: NCHW, its large convolutions by NNPACK's FFT (:mod:`matting.models.fft_conv`;
@@ -45,9 +50,11 @@ resnet101 HD), so BGMv2 runs wholly on the torch backend, with its own ``fast_mo
 channels_last, and a refiner that cuts its windows from the unpadded maps
 (:class:`matting.models.bgmv2_patches.WindowedRefiner`): 0.61×, 0.66× and 0.67× the reference for
 mobilenetv2, resnet50 and resnet101 HD, where the folded channels_last copy alone ran 0.81–0.89×
-(the model bench, one run, load 0.5). SIM, its classifier and SHM are declared
-for onnxruntime (2 cores, two runs: 0.69–0.71×, 0.66–0.76× and 0.67–0.76× the reference, where the
-torch backend ran 0.85×, 0.92× and 0.84×). BGMv1 stays on torch (onnxruntime 0.81×, the folded
+(the model bench, one run, load 0.5). SIM and its classifier are declared
+for onnxruntime (2 cores, two runs: 0.69–0.71× and 0.66–0.76× the reference, where the torch backend
+ran 0.85× and 0.92×). MODNet and SHM are declared for OpenVINO, which ran their graphs at 0.81× and
+0.77× onnxruntime's time (SHM on onnxruntime: 0.67–0.81× the reference, on torch 0.84×); on the
+other graphs OpenVINO was within 4 % of onnxruntime either way (:mod:`matting.models.openvino_session`). BGMv1 stays on torch (onnxruntime 0.81×, the folded
 channels_last copy 0.75–0.79×), with its own ``fast_module`` like DIM's: folded, NCHW, its stride-1
 3×3 and 7×7 convolutions on maps from 128² by NNPACK's FFT, 0.69× at the adapter's 512².
 
@@ -88,7 +95,7 @@ __all__ = ["Accelerated", "BACKENDS", "EXPORT_TOLERANCE", "accelerate", "archite
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("reference", "torch", "onnxruntime")
+BACKENDS = ("reference", "torch", "onnxruntime", "openvino")
 EXPORT_FORMAT = 1            # bump when the export or its cache layout changes
 OPSET = 17
 EXPORT_TOLERANCE = 1e-3      # largest |Δ| of an exported graph vs the reference forward that is accepted
@@ -117,7 +124,7 @@ def _chosen_backend(model: nn.Module, backend: str | None, on_cpu: bool) -> str:
         backend = getattr(architecture, "fast_backend", None) or "torch"
     if backend not in BACKENDS:
         raise MattingError(f"Unknown inference backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
-    if backend == "onnxruntime" and not on_cpu:
+    if backend in runtime.ENGINES and not on_cpu:
         return "torch"
     return backend
 
@@ -211,13 +218,19 @@ def accelerate(model: nn.Module, *example_inputs, backend: str | None = None,
     chosen = _chosen_backend(model, backend, on_cpu)
     if chosen == "reference":
         return _reference(model)
-    if chosen == "onnxruntime":
-        try:
-            return _onnxruntime(model, example_inputs, weights_sha256)
-        except _NotExportable as reason:
-            log.warning("onnxruntime backend unavailable for %s (%s); using the torch backend",
-                        type(model).__name__, reason)
-            return _torch(model, example_inputs, note=f"onnxruntime fell back: {reason}")
+    if chosen in runtime.ENGINES:
+        # OpenVINO runs the same checked export as onnxruntime: without it, or where its own outputs
+        # differ, onnxruntime runs the graph; where there is no graph, the torch backend.
+        notes = []
+        for engine in ("openvino", "onnxruntime") if chosen == "openvino" else ("onnxruntime",):
+            try:
+                return _exported(model, example_inputs, weights_sha256, engine, "; ".join(notes))
+            except _NotExportable as reason:
+                fallback = "onnxruntime" if engine == "openvino" else "torch"
+                log.warning("%s backend unavailable for %s (%s); using the %s backend",
+                            engine, type(model).__name__, reason, fallback)
+                notes.append(f"{engine} fell back: {reason}")
+        return _torch(model, example_inputs, note="; ".join(notes))
     return _torch(model, example_inputs)
 
 
@@ -321,11 +334,12 @@ def onnx_path(model: nn.Module, *example_inputs, weights_sha256: str | None = No
     return cache_dir() / "onnx" / f"{name}-{weights[:16]}-{signature[:16]}.onnx"
 
 
-def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        raise _NotExportable("onnxruntime is not installed") from None
+def _exported(model, example_inputs, weights_sha256, engine: str, note: str = "") -> Accelerated:
+    """The checked onnx export of ``model`` (made now if not cached) run by ``engine``."""
+    if not runtime.engine_available("onnxruntime"):
+        raise _NotExportable("onnxruntime is not installed (it checks every export)")
+    if not runtime.engine_available(engine):
+        raise _NotExportable(f"{engine} is not installed")
     path = onnx_path(model, *example_inputs, weights_sha256=weights_sha256)
     meta_path = path.with_suffix(".json")
     with _export_lock:
@@ -334,18 +348,24 @@ def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
             meta = _export(model, example_inputs, path, meta_path)
     if not meta.get("exact", False):
         raise _NotExportable(meta.get("reason", "the exported graph differs from the reference"))
-    sessions = runtime.SizedSessions(path, onnxruntime_threads())
+    sessions = runtime.SizedSessions(path, onnxruntime_threads(), engine)
     positions = meta["tensor_positions"]
     example_size = runtime.common_size([example_inputs[i] for i in positions])
     try:
-        feeds = runtime.graph_inputs(sessions.session_for(example_size), positions)
+        session = sessions.session_for(example_size)
+        feeds = runtime.graph_inputs(session, positions)
     except ValueError as reason:
         raise _NotExportable(f"the cached graph's inputs do not match: {reason}") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. OpenVINO cannot compile the graph: not this engine
+        raise _NotExportable(f"{engine} cannot run the graph: {type(exc).__name__}: {str(exc)[:200]}") from None
+    if engine != "onnxruntime":
+        meta = _check_engine(model, example_inputs, session, meta, meta_path, engine)
+    checked = [name for name, outcome in meta.get("engines", {}).items() if outcome.get("exact")]
     if weights_sha256:  # a later process can run this graph without torch (matting.models.runtime)
         architecture = architecture_of(model)
         runtime.record(architecture.name if architecture else type(model).__name__.lower(), weights_sha256,
                        runtime.arguments_signature(example_inputs), path, _source_files(model), torch.__version__,
-                       positions, meta["template"])
+                       positions, meta["template"], engine, checked)
 
     def run(*args):
         session = sessions.session_for(runtime.common_size([args[i] for i in positions]))
@@ -353,7 +373,27 @@ def _onnxruntime(model, example_inputs, weights_sha256) -> Accelerated:
         outputs = session.run(None, feed)
         return runtime.fill_template(meta["template"], (torch.from_numpy(array) for array in outputs))
 
-    return Accelerated(model, "onnxruntime", run)
+    return Accelerated(model, engine, run, note)
+
+
+def _check_engine(model, example_inputs, session, meta: dict, meta_path: Path, engine: str) -> dict:
+    """``meta`` with ``engine``'s outputs on the example checked against the reference forward (once
+    per export: the outcome is kept in the meta file); raises :class:`_NotExportable` if they differ
+    by more than :data:`EXPORT_TOLERANCE`. The export itself was checked with onnxruntime at two
+    sizes; this checks the other engine's arithmetic."""
+    outcome = meta.get("engines", {}).get(engine)
+    if outcome is None:
+        with torch.inference_mode():
+            reference = model(*example_inputs)
+        difference = _difference(session, model, example_inputs, meta["tensor_positions"], reference)
+        outcome = {"exact": difference <= EXPORT_TOLERANCE, "max_difference": difference}
+        with _export_lock:
+            meta = {**(_read_meta(meta_path) or meta)}
+            meta["engines"] = {**meta.get("engines", {}), engine: outcome}
+            _write_meta(meta_path, meta)
+    if not outcome.get("exact"):
+        raise _NotExportable(f"{engine}'s outputs differ from the reference by {outcome.get('max_difference'):.2g}")
+    return meta
 
 
 def _read_meta(meta_path: Path):
@@ -381,9 +421,8 @@ class _TensorArguments(nn.Module):
 
 
 def _export(model, example_inputs, path: Path, meta_path: Path) -> dict:
-    """Export, check against the reference at two sizes, and record the outcome next to the file."""
-    import onnxruntime  # noqa: F401
-
+    """Export, check with onnxruntime against the reference at two sizes, and record the outcome
+    next to the file."""
     with torch.inference_mode():
         reference = model(*example_inputs)
     tensors, template = _flatten(reference)
@@ -416,8 +455,15 @@ def _export(model, example_inputs, path: Path, meta_path: Path) -> dict:
         meta.update(exact=False, reason=f"export failed: {type(exc).__name__}: {str(exc)[:200]}")
         temporary.unlink(missing_ok=True)
         path.write_bytes(b"")  # remember the failure (the meta says why)
-    meta_path.write_text(json.dumps(meta, indent=1))
+    _write_meta(meta_path, meta)
     return meta
+
+
+def _write_meta(meta_path: Path, meta: dict) -> None:
+    """Write ``meta`` next to its graph atomically (another process may be reading it)."""
+    temporary = meta_path.with_name(f"{meta_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.write_text(json.dumps(meta, indent=1))
+    os.replace(temporary, meta_path)
 
 
 def _difference(session, model, args, positions, reference) -> float:

@@ -417,4 +417,4 @@ INPUT = InputConfig(
 
 register_architecture("modnet", checkpoint_filter=checkpoint_filter, recognise=recognise, input_config=INPUT,
                       description="MODNet(in_channels=3, hr_channels=32, backbone_arch='mobilenetv2')",
-                      fast_backend="onnxruntime")(MODNet)
+                      fast_backend="openvino")(MODNet)

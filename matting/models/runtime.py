@@ -1,4 +1,4 @@
-"""Running an exported network without PyTorch: onnxruntime sessions and the ready-graph index.
+"""Running an exported network without PyTorch: onnxruntime (or OpenVINO) sessions and the ready-graph index.
 
 Torch-free on purpose. Importing torch costs a fresh process about 1.5 s on these CPUs (4 s on a
 busy machine), longer than U²-NetP's whole forward. Once :mod:`matting.models.accelerate` has
@@ -6,7 +6,8 @@ exported a network to onnx and checked the graph against the reference forward, 
 here (:func:`record`): which architecture, which weights file (sha256), which kind of arguments, the
 torch version and the sha256 of every source file of the port that the export depended on. A later
 process asks :func:`find` for that graph and, if nothing it depended on has changed, runs it
-straight away with onnxruntime (:class:`ReadyGraph`), without importing torch or building the
+straight away with onnxruntime, or with OpenVINO where that engine's outputs were checked too
+(:class:`ReadyGraph`), without importing torch or building the
 network. Anything different (another torch, an edited port, another file under the same name) →
 no graph, and the caller takes the ordinary path (which re-exports and records again).
 
@@ -29,8 +30,8 @@ import numpy as np
 
 from ..paths import cache_dir
 
-__all__ = ["ReadyGraph", "SizedSessions", "arguments_signature", "common_size", "fill_template", "find", "ort_session", "record",
-           "reference_requested"]
+__all__ = ["ENGINES", "ReadyGraph", "SizedSessions", "arguments_signature", "common_size", "engine_available",
+           "fill_template", "find", "make_session", "ort_session", "record", "reference_requested"]
 
 RECORD_FORMAT = 1
 
@@ -58,6 +59,35 @@ def ort_session(path: Path, count: int, fixed_dimensions: dict | None = None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+# The runtimes that run an exported graph (accelerate's backends of the same names).
+ENGINES = ("onnxruntime", "openvino")
+
+
+def engine_available(engine: str) -> bool:
+    """Whether ``engine`` (one of :data:`ENGINES`) can be imported here."""
+    if engine == "openvino":
+        from .openvino_session import available
+
+        return available()
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_session(engine: str, path: Path, count: int, fixed_dimensions: dict | None = None):
+    """A session of ``engine`` for the graph ``path``: :func:`ort_session`, or an
+    :class:`~matting.models.openvino_session.OpenVINOSession` with the same ``get_inputs``/``run``."""
+    if engine == "openvino":
+        from .openvino_session import OpenVINOSession
+
+        return OpenVINOSession(path, count, fixed_dimensions)
+    if engine != "onnxruntime":
+        raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")
+    return ort_session(path, count, fixed_dimensions)
+
+
 # Our exports name the free axes of every 4-D input alike (accelerate's ``_export``).
 FREE_AXES = ("batch", "height", "width")
 
@@ -70,7 +100,8 @@ def common_size(arrays) -> tuple[int, int, int] | None:
 
 
 class SizedSessions:
-    """One exported graph as onnxruntime sessions with its free axes fixed to the size of the input.
+    """One exported graph as sessions of ``engine`` (:data:`ENGINES`) with its free axes fixed to the
+    size of the input.
 
     With the height and width known when the session is made, onnxruntime folds the graph's shape
     arithmetic (each ``interpolate(size=...)`` of U²-Net reads its target's shape at run time:
@@ -82,13 +113,16 @@ class SizedSessions:
     much to make). After that, a new size runs on the free-axes session, and gets a fixed one the
     second time it is seen, so a stream of one-off sizes (photos in the app) makes no sessions in
     vain; a video gets one from its second frame. At most ``MAX_FIXED`` fixed sessions are kept
-    (least recently used first out: each holds its own copy of the weights).
+    (least recently used first out: each holds its own copy of the weights). OpenVINO compiles a
+    fixed session in 0.2–0.7 s (SHM, MODNet, U²-Net) and, like onnxruntime, runs a free-axes one too.
     """
 
     MAX_FIXED = 2
 
-    def __init__(self, path: Path, threads: int):
-        self.path, self.threads = Path(path), threads
+    def __init__(self, path: Path, threads: int, engine: str = "onnxruntime"):
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")
+        self.path, self.threads, self.engine = Path(path), threads, engine
         self._free = None
         self._fixed: "OrderedDict[tuple, object]" = OrderedDict()
         self._seen: "OrderedDict[tuple, int]" = OrderedDict()
@@ -109,7 +143,7 @@ class SizedSessions:
                 self._seen.popitem(last=False)
             if seen == 1 and (self._fixed or self._free is not None):
                 return self._free_session()
-            session = ort_session(self.path, self.threads, dict(zip(FREE_AXES, size)))
+            session = make_session(self.engine, self.path, self.threads, dict(zip(FREE_AXES, size)))
             self._fixed[size] = session
             while len(self._fixed) > self.MAX_FIXED:
                 self._fixed.popitem(last=False)
@@ -117,7 +151,7 @@ class SizedSessions:
 
     def _free_session(self):
         if self._free is None:
-            self._free = ort_session(self.path, self.threads)
+            self._free = make_session(self.engine, self.path, self.threads)
         return self._free
 
 
@@ -158,14 +192,18 @@ def _torch_version() -> str | None:
 
 
 def record(arch: str, weights_sha256: str, arguments: list, onnx_file: Path, sources: list[str],
-           torch_version: str, tensor_positions: list[int], template: dict) -> None:
+           torch_version: str, tensor_positions: list[int], template: dict, engine: str = "onnxruntime",
+           checked_engines: list[str] | None = None) -> None:
     """Note that ``onnx_file`` is the checked export of ``arch`` with these weights, for arguments of
-    this kind (:func:`arguments_signature`); ``sources`` are the port's files it was exported from."""
+    this kind (:func:`arguments_signature`); ``sources`` are the port's files it was exported from.
+    ``engine`` is the one accelerate runs it with, ``checked_engines`` every engine whose outputs were
+    checked against the reference forward (onnxruntime always is)."""
+    checked = sorted(set(checked_engines or ()) | {"onnxruntime", engine})
     entry = {
         "format": RECORD_FORMAT, "arch": arch, "weights_sha256": weights_sha256, "arguments": arguments,
         "onnx": Path(onnx_file).name, "onnx_size": Path(onnx_file).stat().st_size, "torch": torch_version,
         "sources": {name: _file_sha256(name) for name in sorted(sources)},
-        "tensor_positions": tensor_positions, "template": template,
+        "tensor_positions": tensor_positions, "template": template, "engine": engine, "checked_engines": checked,
     }
     path = _record_path(arch, weights_sha256, arguments)
     if path.is_file() and _read(path) == entry:
@@ -182,8 +220,11 @@ def _read(path: Path):
         return None
 
 
-def find(arch: str, weights_sha256: str, arguments: list, threads: int) -> "ReadyGraph | None":
-    """The recorded graph for ``arch`` + weights + arguments if everything it depended on is unchanged."""
+def find(arch: str, weights_sha256: str, arguments: list, threads: int,
+         engine: str | None = None) -> "ReadyGraph | None":
+    """The recorded graph for ``arch`` + weights + arguments if everything it depended on is
+    unchanged, run by ``engine`` (default: the engine it was recorded for) if that engine's outputs
+    were checked and it can be imported here."""
     entry = _read(_record_path(arch, weights_sha256, arguments))
     if not entry or entry.get("format") != RECORD_FORMAT or entry.get("arguments") != arguments:
         return None
@@ -195,16 +236,19 @@ def find(arch: str, weights_sha256: str, arguments: list, threads: int) -> "Read
     try:
         if onnx_file.stat().st_size != entry["onnx_size"]:
             return None
-        import onnxruntime  # noqa: F401
-    except (OSError, ImportError):
+    except OSError:
         return None
-    return ReadyGraph(arch=arch, sessions=SizedSessions(onnx_file, threads), positions=entry["tensor_positions"],
+    engine = engine or entry.get("engine", "onnxruntime")
+    if engine not in entry.get("checked_engines", ["onnxruntime"]) or not engine_available(engine):
+        return None
+    return ReadyGraph(arch=arch, sessions=SizedSessions(onnx_file, threads, engine), positions=entry["tensor_positions"],
                       template=entry["template"], arguments=arguments)
 
 
 @dataclass
 class ReadyGraph:
-    """A recorded export run by onnxruntime: call it with the forward's arguments as numpy arrays;
+    """A recorded export run by onnxruntime or OpenVINO (``sessions.engine``): call it with the
+    forward's arguments as numpy arrays;
     returns the forward's output structure with float32 numpy arrays in the tensor places."""
 
     arch: str
@@ -225,7 +269,7 @@ class ReadyGraph:
     __hash__ = object.__hash__  # one session per object (a dataclass with eq would be unhashable)
 
     def __repr__(self) -> str:
-        return f"<ReadyGraph {self.arch} (onnxruntime, no torch)>"
+        return f"<ReadyGraph {self.arch} ({self.sessions.engine}, no torch)>"
 
 
 def graph_inputs(session, tensor_positions: list) -> list[tuple[str, int]]:

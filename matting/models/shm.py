@@ -191,7 +191,7 @@ def checkpoint_filter(checkpoint, model=None) -> dict:
 
 
 @register_architecture("shm", checkpoint_filter=checkpoint_filter, recognise=recognise, input_config=INPUT,
-                       fast_backend="onnxruntime",
+                       fast_backend="openvino",
                        description="net() of lizhengwei1992/Semantic_Human_Matting@fast_human_matting "
                                    "(t_net=RD_FPNnet(), m_net=M_tiny_net()); unofficial")
 class SHM(nn.Module):
