@@ -54,3 +54,30 @@ def test_fast_network_matches_the_reference(mode):
         assert expected[5].sum() > 0
     for a, b in zip(expected, ours):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["", "onnxruntime", "torch"])
+def test_the_coarse_network_runs_as_a_graph_unless_torch_is_asked_for(backend, monkeypatch, tmp_path):
+    from matting.models import runtime
+
+    monkeypatch.setenv("MATTING_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("MATTING_REFERENCE", raising=False)
+    monkeypatch.setenv("MATTING_BACKEND", backend)
+    torch.manual_seed(1)
+    model = bgmv2.MattingRefine("mobilenetv2", refine_mode="sampling", refine_sample_pixels=4000).eval()
+    src, bgr = torch.rand(1, 3, 128, 160), torch.rand(1, 3, 128, 160)
+    fast = bgmv2.fast_module(model, src, bgr).eval()
+    expected_engine = {"": "openvino" if runtime.engine_available("openvino") else "onnxruntime",
+                       "onnxruntime": "onnxruntime", "torch": None}[backend]
+    if expected_engine is None:
+        assert not hasattr(fast, "coarse") and hasattr(fast.network, "backbone")
+    else:
+        assert fast.coarse.backend == expected_engine
+        assert not hasattr(fast.network, "backbone")  # the folded copy's encoder is dropped: the graph has it
+    other = torch.rand(1, 3, 96, 128), torch.rand(1, 3, 96, 128)  # another size than the example
+    for inputs in ((src, bgr), other):
+        with torch.inference_mode():
+            expected, ours = model(*inputs), fast(*inputs)
+        assert torch.equal(expected[5], ours[5])
+        for a, b in zip(expected, ours):
+            torch.testing.assert_close(b, a, rtol=0, atol=1e-5)

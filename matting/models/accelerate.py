@@ -90,8 +90,8 @@ from . import runtime
 from .fuse import to_channels_last
 from .runtime import reference_requested
 
-__all__ = ["Accelerated", "BACKENDS", "EXPORT_TOLERANCE", "accelerate", "architecture_of", "onnx_path",
-           "reference_requested", "threads"]
+__all__ = ["Accelerated", "BACKENDS", "EXPORT_TOLERANCE", "GraphModule", "accelerate", "architecture_of", "graph_module",
+           "onnx_path", "reference_requested", "threads"]
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,40 @@ def accelerate(model: nn.Module, *example_inputs, backend: str | None = None,
                 notes.append(f"{engine} fell back: {reason}")
         return _torch(model, example_inputs, note="; ".join(notes))
     return _torch(model, example_inputs)
+
+
+class GraphModule(nn.Module):
+    """A part of a network run as its checked onnx export, inside a ``fast_module`` that runs the
+    rest in torch (BGMv2: the encoder–decoder on OpenVINO, the data-dependent refiner in torch).
+    Takes and returns what the part's forward does (outputs as contiguous torch tensors)."""
+
+    def __init__(self, accelerated: Accelerated):
+        super().__init__()
+        self._accelerated = accelerated  # not a submodule: its network's parameters are not ours
+        self.backend = accelerated.backend
+
+    def forward(self, *args):
+        return self._accelerated(*args)
+
+    def extra_repr(self) -> str:
+        return f"{type(self._accelerated.model).__name__} on {self.backend}"
+
+
+def graph_module(part: nn.Module, *example_inputs, engine: str | None = None) -> GraphModule | None:
+    """``part`` (a sub-network, e.g. BGMv2's encoder–decoder) as a :class:`GraphModule` run by
+    ``engine`` (default: ``MATTING_BACKEND`` when it names an engine, else ``"openvino"``, with
+    onnxruntime in its place where OpenVINO is missing or differs), exported and checked against
+    ``part``'s own forward like a whole network's graph (cached under ``part``'s class name and a
+    digest of its tensors). None where no graph can run it, or where ``MATTING_BACKEND`` asks for
+    torch or the reference: the caller keeps ``part`` in torch."""
+    if engine is None:
+        if reference_requested():
+            return None
+        engine = os.environ.get("MATTING_BACKEND", "").strip() or "openvino"
+    if engine not in runtime.ENGINES:
+        return None
+    accelerated = accelerate(part, *example_inputs, backend=engine)
+    return GraphModule(accelerated) if accelerated.backend in runtime.ENGINES else None
 
 
 def _reference(model):

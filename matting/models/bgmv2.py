@@ -314,6 +314,12 @@ class MattingRefine(MattingBase):
                                refine_patch_replace_method)
 
     def forward(self, src: torch.Tensor, bgr: torch.Tensor):
+        return self.matte(src, bgr, self.encode_decode, self.refiner)
+
+    def matte(self, src: torch.Tensor, bgr: torch.Tensor, encode_decode, refiner):
+        """:meth:`forward` with the coarse network (``encode_decode``: 6-channel input at the backbone
+        resolution → its raw 37 channels) and the refiner given: the fast path
+        (:func:`matting.models.bgmv2_patches.fast_module`) passes its own."""
         if src.shape != bgr.shape:
             raise MattingError(f"src and bgr must have the same shape, got {tuple(src.shape)} "
                                f"and {tuple(bgr.shape)}.")
@@ -326,13 +332,13 @@ class MattingRefine(MattingBase):
         src_sm = _resize_bilinear(src, small_size)
         bgr_sm = _resize_bilinear(bgr, small_size)
 
-        x = self.encode_decode(torch.cat([src_sm, bgr_sm], dim=1))
+        x = encode_decode(torch.cat([src_sm, bgr_sm], dim=1))
         pha_sm = x[:, _PHA].clamp(0.0, 1.0)
         fgr_residual_sm = x[:, _FGR]
         err_sm = x[:, _ERR].clamp(0.0, 1.0)
         hid_sm = x[:, _HID].relu()
 
-        pha, fgr_residual, ref_sm = self.refiner(src, bgr, pha_sm, fgr_residual_sm, err_sm, hid_sm)
+        pha, fgr_residual, ref_sm = refiner(src, bgr, pha_sm, fgr_residual_sm, err_sm, hid_sm)
         pha = pha.clamp(0.0, 1.0)
         fgr = (fgr_residual + src).clamp(0.0, 1.0)
         fgr_sm = (src_sm + fgr_residual_sm).clamp(0.0, 1.0)
