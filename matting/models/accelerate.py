@@ -42,20 +42,19 @@ fidelity input (channels_last, the default copy with no BatchNorm to fold: 0.80�
 onnxruntime measured 0.92× on an export with an export-friendly pool/unpool (the TorchScript export
 of ``max_unpool2d(..., output_size=skip.shape)`` fails; its convolutions run at oneDNN's speed).
 BGMv2's refiner stays on ``"torch"``: its sampling mode picks patches with a data-dependent top-k and
-scatters them back, which the tracer would bake in at the example's size; not exported. Its base
-network alone (encoder, ASPP, decoder) ran 0.57× (mobilenetv2) and 0.70× (resnet101) the reference
-on onnxruntime against 0.75× and 0.98× on torch, but inside the whole network, with the refiner in
-torch, the mix gained nothing (0.90× against 0.81× for mobilenetv2 HD, 0.85× against 0.88× for
-resnet101 HD), so BGMv2 runs wholly on the torch backend, with its own ``fast_module``: folded,
-channels_last, and a refiner that cuts its windows from the unpadded maps
-(:class:`matting.models.bgmv2_patches.WindowedRefiner`): 0.61×, 0.66× and 0.67× the reference for
-mobilenetv2, resnet50 and resnet101 HD, where the folded channels_last copy alone ran 0.81–0.89×
-(the model bench, one run, load 0.5). SIM and its classifier are declared
+scatters them back, which the tracer would bake in at the example's size; not exported. BGMv2 has
+its own ``fast_module``: folded, channels_last, a refiner that cuts its windows from the unpadded
+maps (:class:`matting.models.bgmv2_patches.WindowedRefiner`), and its encoder–decoder, a static
+graph, exported on its own and run on OpenVINO inside that module (:func:`graph_module`). An earlier
+mix, that encoder–decoder on onnxruntime beside a torch refiner, gained nothing (0.90× against
+0.81× for mobilenetv2 HD); with OpenVINO (no spinning workers) the same split ran ResNet-50 HD at
+0.68× against 0.76× for the all-torch module, ResNet-101 at 0.72× against 0.81×, MobileNetV2 at
+0.58× against 0.59× (interleaved, one process, 2 cores). SIM and its classifier are declared
 for onnxruntime (2 cores, two runs: 0.69–0.71× and 0.66–0.76× the reference, where the torch backend
 ran 0.85× and 0.92×). MODNet and SHM are declared for OpenVINO, which ran their graphs at 0.81× and
 0.77× onnxruntime's time (SHM on onnxruntime: 0.67–0.81× the reference, on torch 0.84×); on the
-other graphs OpenVINO was within 4 % of onnxruntime either way (:mod:`matting.models.openvino_session`). BGMv1 stays on torch (onnxruntime 0.81×, the folded
-channels_last copy 0.75–0.79×), with its own ``fast_module`` like DIM's: folded, NCHW, its stride-1
+other graphs OpenVINO was within 4 % of onnxruntime either way (:mod:`matting.models.openvino_session`).
+BGMv1 stays on torch (onnxruntime 0.81×, OpenVINO 0.79×, the folded channels_last copy 0.75–0.79×), with its own ``fast_module`` like DIM's: folded, NCHW, its stride-1
 3×3 and 7×7 convolutions on maps from 128² by NNPACK's FFT, 0.69× at the adapter's 512².
 
 An argument the network never reads (BGMv1's motion cue) is dropped from the exported graph; the graph's
