@@ -39,17 +39,13 @@ thread: 0.67× the reference, 0.91× the torch backend). DIM stays on ``"torch"`
 NNPACK's pool on every core, whatever torch's own thread count), 0.75× the reference at 320² and
 0.56× at 608×800 on a quiet machine, 0.63× and 0.65× with other processes busy, |Δ| 2e-6 on the
 fidelity input (channels_last, the default copy with no BatchNorm to fold: 0.80–0.93×).
-onnxruntime measured 0.92× on an export with an export-friendly pool/unpool (the TorchScript export
-of ``max_unpool2d(..., output_size=skip.shape)`` fails; its convolutions run at oneDNN's speed).
+onnxruntime measured 0.92× on an export with an export-friendly pool/unpool.
 BGMv2's refiner stays on ``"torch"``: its sampling mode picks patches with a data-dependent top-k and
 scatters them back, which the tracer would bake in at the example's size; not exported. BGMv2 has
 its own ``fast_module``: folded, channels_last, a refiner that cuts its windows from the unpadded
 maps (:class:`matting.models.bgmv2_patches.WindowedRefiner`), and its encoder–decoder, a static
-graph, exported on its own and run on OpenVINO inside that module (:func:`graph_module`). An earlier
-mix, that encoder–decoder on onnxruntime beside a torch refiner, gained nothing (0.90× against
-0.81× for mobilenetv2 HD); with OpenVINO (no spinning workers) the same split ran ResNet-50 HD at
-0.68× against 0.76× for the all-torch module, ResNet-101 at 0.72× against 0.81×, MobileNetV2 at
-0.58× against 0.59× (interleaved, one process, 2 cores). SIM and its classifier are declared
+graph, exported on its own and run on OpenVINO inside that module
+(:func:`matting.models.graph_module.graph_module`; measured there). SIM and its classifier are declared
 for onnxruntime (2 cores, two runs: 0.69–0.71× and 0.66–0.76× the reference, where the torch backend
 ran 0.85× and 0.92×). MODNet and SHM are declared for OpenVINO, which ran their graphs at 0.81× and
 0.77× onnxruntime's time (SHM on onnxruntime: 0.67–0.81× the reference, on torch 0.84×); on the
@@ -89,8 +85,8 @@ from . import runtime
 from .fuse import to_channels_last
 from .runtime import reference_requested
 
-__all__ = ["Accelerated", "BACKENDS", "EXPORT_TOLERANCE", "GraphModule", "accelerate", "architecture_of", "graph_module",
-           "onnx_path", "reference_requested", "threads"]
+__all__ = ["Accelerated", "BACKENDS", "EXPORT_TOLERANCE", "accelerate", "architecture_of", "onnx_path",
+           "reference_requested", "threads"]
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +214,7 @@ def accelerate(model: nn.Module, *example_inputs, backend: str | None = None,
     if chosen == "reference":
         return _reference(model)
     if chosen in runtime.ENGINES:
-        # OpenVINO runs the same checked export as onnxruntime: without it, or where its own outputs
-        # differ, onnxruntime runs the graph; where there is no graph, the torch backend.
+        # OpenVINO missing or differing: onnxruntime runs the same graph; no graph: torch.
         notes = []
         for engine in ("openvino", "onnxruntime") if chosen == "openvino" else ("onnxruntime",):
             try:
@@ -231,40 +226,6 @@ def accelerate(model: nn.Module, *example_inputs, backend: str | None = None,
                 notes.append(f"{engine} fell back: {reason}")
         return _torch(model, example_inputs, note="; ".join(notes))
     return _torch(model, example_inputs)
-
-
-class GraphModule(nn.Module):
-    """A part of a network run as its checked onnx export, inside a ``fast_module`` that runs the
-    rest in torch (BGMv2: the encoder–decoder on OpenVINO, the data-dependent refiner in torch).
-    Takes and returns what the part's forward does (outputs as contiguous torch tensors)."""
-
-    def __init__(self, accelerated: Accelerated):
-        super().__init__()
-        self._accelerated = accelerated  # not a submodule: its network's parameters are not ours
-        self.backend = accelerated.backend
-
-    def forward(self, *args):
-        return self._accelerated(*args)
-
-    def extra_repr(self) -> str:
-        return f"{type(self._accelerated.model).__name__} on {self.backend}"
-
-
-def graph_module(part: nn.Module, *example_inputs, engine: str | None = None) -> GraphModule | None:
-    """``part`` (a sub-network, e.g. BGMv2's encoder–decoder) as a :class:`GraphModule` run by
-    ``engine`` (default: ``MATTING_BACKEND`` when it names an engine, else ``"openvino"``, with
-    onnxruntime in its place where OpenVINO is missing or differs), exported and checked against
-    ``part``'s own forward like a whole network's graph (cached under ``part``'s class name and a
-    digest of its tensors). None where no graph can run it, or where ``MATTING_BACKEND`` asks for
-    torch or the reference: the caller keeps ``part`` in torch."""
-    if engine is None:
-        if reference_requested():
-            return None
-        engine = os.environ.get("MATTING_BACKEND", "").strip() or "openvino"
-    if engine not in runtime.ENGINES:
-        return None
-    accelerated = accelerate(part, *example_inputs, backend=engine)
-    return GraphModule(accelerated) if accelerated.backend in runtime.ENGINES else None
 
 
 def _reference(model):
@@ -410,10 +371,8 @@ def _exported(model, example_inputs, weights_sha256, engine: str, note: str = ""
 
 
 def _check_engine(model, example_inputs, session, meta: dict, meta_path: Path, engine: str) -> dict:
-    """``meta`` with ``engine``'s outputs on the example checked against the reference forward (once
-    per export: the outcome is kept in the meta file); raises :class:`_NotExportable` if they differ
-    by more than :data:`EXPORT_TOLERANCE`. The export itself was checked with onnxruntime at two
-    sizes; this checks the other engine's arithmetic."""
+    """``meta`` with ``engine``'s outputs on the example checked against the reference (once per
+    export, kept in the meta file); :class:`_NotExportable` if they differ by > EXPORT_TOLERANCE."""
     outcome = meta.get("engines", {}).get(engine)
     if outcome is None:
         with torch.inference_mode():
@@ -492,8 +451,7 @@ def _export(model, example_inputs, path: Path, meta_path: Path) -> dict:
     return meta
 
 
-def _write_meta(meta_path: Path, meta: dict) -> None:
-    """Write ``meta`` next to its graph atomically (another process may be reading it)."""
+def _write_meta(meta_path: Path, meta: dict) -> None:  # atomically: another process may be reading it
     temporary = meta_path.with_name(f"{meta_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     temporary.write_text(json.dumps(meta, indent=1))
     os.replace(temporary, meta_path)

@@ -242,7 +242,7 @@ def _coarse_example(model, src, bgr) -> torch.Tensor:
 def fast_module(model, *example_inputs):
     """The torch backend's BGMv2: BatchNorms folded, channels_last, :class:`WindowedRefiner`, and,
     on the CPU, MattingRefine's encoder–decoder as a graph on OpenVINO
-    (:func:`matting.models.accelerate.graph_module`; onnxruntime without it, torch where neither
+    (:func:`matting.models.graph_module.graph_module`; onnxruntime without it, torch where neither
     can run it or ``MATTING_BACKEND=torch``).
 
     Why the split: the refiner's patch choice is data-dependent (a top-k over the error map) and is
@@ -250,7 +250,7 @@ def fast_module(model, *example_inputs):
     and ResNet-101 HD) and 0.85× (MobileNetV2) the folded channels_last torch copy; the whole
     network, measured interleaved against the reference (2 cores): ResNet-50 HD 0.76 → 0.68×,
     ResNet-101 0.81 → 0.72×, MobileNetV2 0.59 → 0.58×."""
-    from .accelerate import graph_module
+    from .graph_module import graph_module
 
     folded = fold_batchnorm(model, *example_inputs).to(memory_format=torch.channels_last)
     if not hasattr(folded, "refiner"):  # MattingBase (no refiner)
