@@ -316,6 +316,13 @@ class MattingRefine(MattingBase):
     def forward(self, src: torch.Tensor, bgr: torch.Tensor):
         return self.matte(src, bgr, self.encode_decode, self.refiner)
 
+    def backbone_inputs(self, src: torch.Tensor, bgr: torch.Tensor):
+        """``src`` and ``bgr`` resized to the backbone resolution (``backbone_scale``)."""
+        height, width = src.shape[2:]
+        # Same sizes as the official scale_factor + recompute_scale_factor=True resize.
+        small_size = (math.floor(height * self.backbone_scale), math.floor(width * self.backbone_scale))
+        return _resize_bilinear(src, small_size), _resize_bilinear(bgr, small_size)
+
     def matte(self, src: torch.Tensor, bgr: torch.Tensor, encode_decode, refiner):
         """:meth:`forward` with the coarse network (``encode_decode``: 6-channel input at the backbone
         resolution → its raw 37 channels) and the refiner given: the fast path
@@ -327,11 +334,7 @@ class MattingRefine(MattingBase):
         if height % 4 or width % 4:
             raise MattingError(f"src and bgr height and width must be multiples of 4, got {height}x{width}.")
 
-        # Same sizes as the official scale_factor + recompute_scale_factor=True resize.
-        small_size = (math.floor(height * self.backbone_scale), math.floor(width * self.backbone_scale))
-        src_sm = _resize_bilinear(src, small_size)
-        bgr_sm = _resize_bilinear(bgr, small_size)
-
+        src_sm, bgr_sm = self.backbone_inputs(src, bgr)
         x = encode_decode(torch.cat([src_sm, bgr_sm], dim=1))
         pha_sm = x[:, _PHA].clamp(0.0, 1.0)
         fgr_residual_sm = x[:, _FGR]

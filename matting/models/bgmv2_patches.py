@@ -11,8 +11,6 @@ the network against the reference; ``tests/test_accelerate.py`` bounds it on the
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -86,9 +84,9 @@ class WindowedRefiner(nn.Module):
         # size, refined features + source/background at full size); the concatenation of 5000 HD
         # windows alone took 30 ms. A convolution of a concatenation is the sum of the convolutions
         # of its parts with the matching slices of the kernel, so the windows are never joined.
-        coarse_channels = refiner.conv1.in_channels - 6
-        self.conv1_parts = _split_input_channels(refiner.conv1, coarse_channels)
-        self.conv3_parts = _split_input_channels(refiner.conv3, refiner.conv3.in_channels - 6)
+        source_background = 6  # the last input channels of both: source and background windows
+        self.conv1_parts = _split_input_channels(refiner.conv1, refiner.conv1.in_channels - source_background)
+        self.conv3_parts = _split_input_channels(refiner.conv3, refiner.conv3.in_channels - source_background)
 
     def forward(self, src, bgr, pha, fgr, err, hid):
         refiner = self.refiner
@@ -232,13 +230,6 @@ class _GraphCoarse(nn.Module):
         return self.coarse(x).contiguous(memory_format=torch.channels_last)
 
 
-def _coarse_example(model, src, bgr) -> torch.Tensor:
-    """The coarse network's input for ``src``/``bgr`` (the sizes ``MattingRefine.forward`` makes)."""
-    height, width = src.shape[2:]
-    size = (math.floor(height * model.backbone_scale), math.floor(width * model.backbone_scale))
-    return torch.cat([resize_bilinear(src, size), resize_bilinear(bgr, size)], dim=1)
-
-
 def fast_module(model, *example_inputs):
     """The torch backend's BGMv2: BatchNorms folded, channels_last, :class:`WindowedRefiner`, and,
     on the CPU, MattingRefine's encoder–decoder as a graph on OpenVINO
@@ -258,7 +249,10 @@ def fast_module(model, *example_inputs):
     folded.refiner = WindowedRefiner(folded.refiner)
     on_cpu = all(p.device.type == "cpu" for p in model.parameters()) and all(
         x.device.type == "cpu" for x in example_inputs if isinstance(x, torch.Tensor))
-    coarse = graph_module(CoarseNetwork(model), _coarse_example(model, *example_inputs[:2])) if on_cpu else None
+    coarse = None
+    if on_cpu:
+        coarse_example = torch.cat(model.backbone_inputs(*example_inputs[:2]), dim=1)
+        coarse = graph_module(CoarseNetwork(model), coarse_example)
     if coarse is None:
         return _ChannelsLastInputs(folded)
     del folded.backbone, folded.aspp, folded.decoder  # the graph has them; the reference keeps its own
