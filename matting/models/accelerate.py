@@ -35,11 +35,11 @@ Measured (``python -m matting.bench models``, 2 shared cores): onnxruntime is de
 (0.2–0.5× the reference forward, |Δ| ≤ 3e-5; MODNet was declared so too, until OpenVINO, below), and for U²-Net, the same code at 4× the
 width (0.23× the benchmark's reference, which runs at torch's default 2 threads; interleaved at 1
 thread: 0.67× the reference, 0.91× the torch backend). DIM stays on ``"torch"``, with its own
-``fast_module``: NCHW, its large convolutions by NNPACK's FFT (:mod:`matting.models.fft_conv`;
-NNPACK's pool on every core, whatever torch's own thread count), 0.75× the reference at 320² and
-0.56× at 608×800 on a quiet machine, 0.63× and 0.65× with other processes busy, |Δ| 2e-6 on the
-fidelity input (channels_last, the default copy with no BatchNorm to fold: 0.80–0.93×).
-onnxruntime measured 0.92× on an export with an export-friendly pool/unpool.
+``fast_module``: NCHW, wide 3×3 layers on mid-sized maps by Winograd (:mod:`matting.models.winograd_conv`),
+other large convolutions by NNPACK's FFT (:mod:`matting.models.fft_conv`, its pool on every core),
+0.63× the reference at 320² and 0.64× at 608×800 on a quiet machine (FFT alone: 0.76× and 0.71×),
+|Δ| 3e-7 on the fidelity input (channels_last, the default copy with no BatchNorm to fold: 0.80–0.93×;
+onnxruntime and OpenVINO on an export with an export-friendly pool/unpool: 0.92× and 0.98×).
 BGMv2's refiner stays on ``"torch"``: its sampling mode picks patches with a data-dependent top-k and
 scatters them back, which the tracer would bake in at the example's size; not exported. BGMv2 has
 its own ``fast_module``: folded, channels_last, a refiner that cuts its windows from the unpadded

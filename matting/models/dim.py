@@ -24,6 +24,7 @@ from ..errors import MattingError
 from .constants import IMAGENET_MEAN, IMAGENET_STD
 from .fft_conv import InFreshThread, with_fft_convolutions
 from .registry import Example, InputConfig, register_architecture
+from .winograd_conv import with_winograd_convolutions
 
 __all__ = ["DIM", "INPUT"]
 
@@ -63,22 +64,33 @@ _DECODER_CONVS = [
 # Smallest input (height × width pixels) from which the fast path convolves by FFT, per kernel size
 # (matting.models.fft_conv). Measured at 1 thread on 2 busy cores against oneDNN's direct convolution:
 # 5×5 decoder convolutions win from 38×50 (0.5×) and lose at 20² (1.2×, 512 channels); 3×3 encoder
-# ones win from 80² (0.76–0.84×) and lose at 40² (1.3–1.5×, 256–512 channels). At 320² this sends
-# every convolution at 1/1, 1/2 and 1/4 scale and the 5×5 one at 1/8 to FFT; at 608×800 also the
-# 3×3 ones at 1/8 and the 5×5 one at 1/16.
+# ones win from 80² (0.76–0.84×) and lose at 40² (1.3–1.5×, 256–512 channels).
 FFT_FROM_PIXELS = {5: 32 * 32, 3: 64 * 64}
+# 3×3 convolutions with at least this many input and output channels, on maps of WINOGRAD_PIXELS,
+# go to Winograd F(4×4, 3×3) instead (matting.models.winograd_conv): conv3_x to conv5_x at 320²
+# (80², 40², 20²), conv4_x and conv5_x at 608×800 (76×100, 38×50; conv3_x at 152×200 stays FFT,
+# 0.60× direct against Winograd's 0.70×). On 10² maps (conv6_1 at 320²) it loses (2.7×).
+WINOGRAD_MIN_CHANNELS = 256
+WINOGRAD_PIXELS = (20 * 20, 128 * 128)
+
+
+def _winograd_range(conv):
+    wide = min(conv.in_channels, conv.out_channels) >= WINOGRAD_MIN_CHANNELS
+    return WINOGRAD_PIXELS if wide else None
 
 
 def fast_module(model, *example_inputs):
-    """The torch backend's DIM: NCHW (NNPACK's layout), large convolutions by FFT
+    """The torch backend's DIM: NCHW (NNPACK's layout), the wide 3×3 convolutions on mid-sized maps by
+    Winograd F(4×4, 3×3) (:mod:`matting.models.winograd_conv`), the other large convolutions by FFT
     (:mod:`matting.models.fft_conv`, NNPACK's pool on every core), in a thread of its own per call
     (NNPACK's workspace is freed with it). No BatchNorm to fold.
 
-    Measured on 2 cores against the reference at torch's default 2 threads (interleaved, one process):
-    at 320² 0.75× on a quiet machine (torch's own layers at 2 threads), 0.63–0.64× with 1–2 other
-    busy processes (at 1); at 608×800 0.56× and 0.62–0.65×. oneDNN's direct convolutions in
-    channels_last, the other choice, ran 0.92× and 0.80–0.93× at 320², 0.80× and 0.85–0.89× at 608×800."""
-    return InFreshThread(with_fft_convolutions(model, FFT_FROM_PIXELS))
+    Measured on 2 quiet cores against the reference at torch's default 2 threads (interleaved, one
+    process, median of 5): at 320² 0.63× (FFT alone 0.76×), at 608×800 0.64× (FFT alone 0.71×); with
+    torch at 1 thread (a busy machine) 1.00× and 0.83× (FFT alone 1.08× and 0.81×). oneDNN's direct
+    convolutions in channels_last, the other choice, ran 0.92× and 0.80–0.93× at 320², 0.80× and
+    0.85–0.89× at 608×800."""
+    return InFreshThread(with_winograd_convolutions(with_fft_convolutions(model, FFT_FROM_PIXELS), _winograd_range))
 
 
 @register_architecture("dim", recognise=recognise, input_config=INPUT, fast_module=fast_module,
