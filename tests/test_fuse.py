@@ -126,6 +126,18 @@ def test_unsafe_patterns_are_not_folded(cls):
     assert isinstance(folded.bn, nn.BatchNorm2d)
 
 
+def test_a_convolution_that_derives_its_weight_is_not_folded():
+    """SIM's weight-standardised convolution: a scaled weight would be standardised back. (The tracer
+    goes inside it, so it is no Conv2d call to pair.)"""
+    from matting.models.sim import WSConv2d
+
+    model = randomise_(nn.Sequential(WSConv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4)))
+    assert find_conv_bn_pairs(model) == []
+    x = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(fold_batchnorm(model, x)(x), model(x), rtol=0, atol=0)
+
+
 def test_batch_norm_without_running_statistics_is_not_folded():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False)).eval()
     assert find_conv_bn_pairs(model) == []
