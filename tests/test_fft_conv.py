@@ -171,8 +171,9 @@ def test_in_fresh_thread_keeps_the_callers_modes_and_threads_and_reraises():
 
 @needs_nnpack
 def test_bgmv1_fast_path_folds_and_convolves_large_maps_by_fft(nnpack_calls, monkeypatch):
-    """At 256²: the four 7×7 stems and two 7×7 output layers (256²) and the four upsampling 3×3
-    convolutions (128² and 256²) by FFT; the residual blocks (64²) directly."""
+    """At 256²: three 7×7 stems and two 7×7 output layers (256²) and the four upsampling 3×3
+    convolutions (128² and 256²) by FFT; the residual blocks (64²) directly. The motion encoder's
+    stem never runs: its output is unused (official bug kept), and the fast path skips it."""
     monkeypatch.delenv("MATTING_REFERENCE", raising=False)
     monkeypatch.delenv("MATTING_BACKEND", raising=False)
     torch.manual_seed(0)
@@ -187,7 +188,7 @@ def test_bgmv1_fast_path_folds_and_convolves_large_maps_by_fft(nnpack_calls, mon
     assert fast.backend == "torch"
     nnpack_calls.clear()
     alpha, foreground = fast(*inputs)
-    stems = [(1, c, 262, 262) for c in (3, 3, 1, 4)] + [(1, 64, 262, 262)] * 2  # reflection-padded by 3
+    stems = [(1, c, 262, 262) for c in (3, 3, 1)] + [(1, 64, 262, 262)] * 2  # reflection-padded by 3
     upsampling = [(1, 256, 128, 128)] * 2 + [(1, 128, 256, 256), (1, 256, 256, 256)]  # zero padding inside
     assert sorted(nnpack_calls) == sorted(stems + upsampling)
     with torch.inference_mode():
