@@ -31,18 +31,6 @@ So, unless ``MATTING_THREADS`` says otherwise:
 * :func:`onnxruntime_threads`: every core on a machine with at most 2, else the same as
   :func:`threads` but at least 2 (fixed per session).
 
-onnxruntime's idle workers spin for :data:`ONNXRUNTIME_SPIN_MICROSECONDS` before they sleep
-(a time bound, onnxruntime ≥ 1.26; older releases can only spin by iteration count, and there they
-do not spin at all). Its default spin hurts a busy machine, no spin costs an idle one a wake-up per
-parallel region. U²-NetP at 320², 2 threads, interleaved in one process, median per-round ratio to
-no spin (16 rounds)::
-
-    other busy processes on the 2 cores:     0      1      2
-    no spin                                 1      1      1
-    spin 100 µs                             0.96   1.01   0.99
-    spin 200 µs                             0.88   1.01   0.96
-    default spin (iteration count)          0.90   1.04   1.07
-
 "Cores" are :func:`available_cores`: the CPUs this process may run on, fewer where a container's CPU
 quota (cgroup ``cpu.max``) allows less — a 2-CPU Space on a 64-core host is a 2-core machine.
 
@@ -59,7 +47,7 @@ from pathlib import Path
 
 from .errors import MattingError
 
-__all__ = ["ONNXRUNTIME_SPIN_MICROSECONDS", "available_cores", "cores_idle", "limit_numba", "onnxruntime_threads", "solver_threads", "threads",
+__all__ = ["available_cores", "cores_idle", "limit_numba", "onnxruntime_threads", "solver_threads", "threads",
            "torch_threads"]
 
 # cgroup v2, then v1: "<quota> <period>" (or "max <period>"), and quota / period in two files.
@@ -179,12 +167,8 @@ def solver_threads() -> int:
     return torch_threads()
 
 
-# How long an idle onnxruntime worker waits for work, spinning, before it sleeps (module docstring).
-ONNXRUNTIME_SPIN_MICROSECONDS = 200
-
-
 def onnxruntime_threads() -> int:
-    """Intra-op threads of an onnxruntime session (see the module docstring)."""
+    """Intra-op threads of an onnxruntime session (idle workers not spinning; see the module docstring)."""
     override = _override()
     if override is not None:
         return override

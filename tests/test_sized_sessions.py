@@ -112,27 +112,3 @@ def test_unknown_engine_is_refused(graph):
         runtime.SizedSessions(graph, 1, "tensorrt")
     with pytest.raises(ValueError, match="engine"):
         runtime.make_session("tensorrt", graph, 1)
-
-
-@pytest.mark.parametrize("version, entry", [
-    ("1.32.0", ("session.intra_op.spin_duration_us", "200")),
-    ("1.26.0", ("session.intra_op.spin_duration_us", "200")),
-    ("2.1.0.dev20270101", ("session.intra_op.spin_duration_us", "200")),
-    ("1.25.1", ("session.intra_op.allow_spinning", "0")),
-    ("1.9.0", ("session.intra_op.allow_spinning", "0")),
-    ("unknown", ("session.intra_op.allow_spinning", "0")),
-])
-def test_idle_workers_spin_briefly_only_where_spinning_is_time_bounded(version, entry):
-    """onnxruntime 1.26 brought a spin bound in microseconds; before it a spinning worker spins by
-    iteration count (slower on a busy machine), so there it does not spin at all."""
-    assert runtime.spin_setting(version) == entry
-
-
-def test_sessions_are_made_with_the_spin_setting_of_the_installed_onnxruntime(graph):
-    import onnxruntime
-
-    key, value = runtime.spin_setting(onnxruntime.__version__)
-    session = runtime.ort_session(graph, 2)
-    assert session.get_session_options().get_session_config_entry(key) == value
-    x = np.random.default_rng(1).random((1, 2, 5, 7), np.float32)
-    assert session.run(None, {"input0": x})[0].shape == (1, 4, 10, 14)

@@ -4,7 +4,7 @@ cores idle and with other processes spinning on them — the measurement behind 
 For each number of busy processes (``--busy``, default 0 1 2 6: pure-Python loops started before the
 timings and killed after), and for each library at 1 thread and at every core, interleaved:
 
-* onnxruntime: U²-NetP's official ONNX at 320² (sessions made as the workbench makes them);
+* onnxruntime: U²-NetP's official ONNX at 320² (idle workers not spinning, as the workbench runs it);
 * torch: six 32-channel 3×3 convolutions at 160² (the shape of these networks' middle layers);
 * numba: pymatting's multi-level foreground estimate on a 512² photo.
 
@@ -26,9 +26,14 @@ from ..threads import available_cores, onnxruntime_threads, threads, torch_threa
 
 
 def _onnxruntime_case(count: int):
-    from ..models.runtime import ort_session
+    import onnxruntime as ort
 
-    session = ort_session(weights.require("u2netp"), count)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = count
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(weights.require("u2netp")), options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: np.random.default_rng(0).random((1, 3, 320, 320), np.float32)}
     return lambda: session.run(None, feed)
 

@@ -15,7 +15,7 @@ or any other implementation. Four backends:
   dynamic batch and spatial axes so one file serves every input size), cached as
   ``<cache dir>/onnx/<arch>-<weights sha256>-<signature>.onnx`` (the signature covers the non-tensor
   arguments, the tensors' ranks and channels, the port's source files and the torch version), run by an
-  ``InferenceSession`` with :func:`matting.threads.onnxruntime_threads` intra-op threads, spinning briefly. Right after an export
+  ``InferenceSession`` with :func:`matting.threads.onnxruntime_threads` intra-op threads and spinning off. Right after an export
   the graph is checked against the reference forward at the example size and at a second size
   (example + the architecture's stride); a graph that differs by more than :data:`EXPORT_TOLERANCE`,
   or an export that fails, falls back to ``"torch"`` with a warning. A checked graph whose weights

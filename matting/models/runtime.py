@@ -31,7 +31,7 @@ import numpy as np
 from ..paths import cache_dir
 
 __all__ = ["ENGINES", "ReadyGraph", "SizedSessions", "arguments_signature", "common_size", "engine_available",
-           "fill_template", "find", "make_session", "ort_session", "record", "reference_requested", "spin_setting"]
+           "fill_template", "find", "make_session", "ort_session", "record", "reference_requested"]
 
 RECORD_FORMAT = 1
 
@@ -41,31 +41,18 @@ def reference_requested() -> bool:
     return os.environ.get("MATTING_REFERENCE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def spin_setting(version: str) -> tuple[str, str]:
-    """The session config entry that bounds how long idle intra-op workers of onnxruntime
-    ``version`` spin: :data:`~matting.threads.ONNXRUNTIME_SPIN_MICROSECONDS` where the release has
-    time-bounded spinning (1.26 and later), else no spinning (iteration-count spinning starves
-    other threads of a shared machine; :mod:`matting.threads`)."""
-    from ..threads import ONNXRUNTIME_SPIN_MICROSECONDS
-
-    match = re.match(r"(\d+)\.(\d+)", version)
-    if match and (int(match[1]), int(match[2])) >= (1, 26):
-        return "session.intra_op.spin_duration_us", str(ONNXRUNTIME_SPIN_MICROSECONDS)
-    return "session.intra_op.allow_spinning", "0"
-
-
 def ort_session(path: Path, count: int, fixed_dimensions: dict | None = None):
-    """An onnxruntime CPU session for ``path`` at ``count`` intra-op threads whose idle workers spin
-    briefly (:func:`spin_setting`); ``fixed_dimensions`` ({axis name: size}) fixes free axes of the
-    graph's inputs."""
+    """An onnxruntime CPU session for ``path`` at ``count`` intra-op threads, idle workers not
+    spinning; ``fixed_dimensions`` ({axis name: size}) fixes free axes of the graph's inputs."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = count
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry(*spin_setting(ort.__version__))
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")  # one inter-op thread: none
+    # Idle workers otherwise spin and starve other threads of a shared machine.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3
     for name, value in (fixed_dimensions or {}).items():
         options.add_free_dimension_override_by_name(name, value)
