@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import weights
 from ..paths import PROJECT_ROOT
+from .rounds import seconds_of, time_rounds
 
 FRESH_PROCESS = r"""
 import json, sys, time
@@ -102,14 +103,8 @@ def print_end_to_end(rounds: int = 10) -> None:
     }
     for run in runs.values():
         run()
-    times = {key: [] for key in runs}
     keys = list(runs)
-    for index in range(rounds):
-        shift = index % len(keys)
-        for key in keys[shift:] + keys[:shift]:
-            start = time.perf_counter()
-            runs[key]()
-            times[key].append(time.perf_counter() - start)
+    times = dict(zip(keys, time_rounds([lambda run=runs[key]: seconds_of(run) for key in keys], rounds)))
     base = times["ORT bare (default options)"]
     print("\n### U²-NetP end to end vs onnxruntime's bare forward of u2netp.onnx at 320²\n")
     print("| what | median ms | / ORT bare (default options) |")

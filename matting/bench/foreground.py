@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
+
+from .rounds import seconds_of, time_rounds
 
 
 def scene(side: int):
@@ -36,13 +37,8 @@ def compare(side: int, rounds: int) -> dict:
              "ours_1": lambda: ours(image, alpha, return_background=True, threads=1),
              "pymatting": lambda: theirs(image, alpha, return_background=True)}
     results = {who: call() for who, call in calls.items()}  # warm-up (numba kernels) and the equality check
-    times = {who: [] for who in calls}
     names = list(calls)
-    for index in range(rounds):
-        for who in names[index % 3:] + names[:index % 3]:  # each goes first in turn
-            start = time.perf_counter()
-            calls[who]()
-            times[who].append(time.perf_counter() - start)
+    times = dict(zip(names, time_rounds([lambda call=calls[who]: seconds_of(call) for who in names], rounds)))
     equal = all(np.array_equal(a, b) for who in ("ours", "ours_1")
                 for a, b in zip(results[who], results["pymatting"]))
     medians = {who: 1000 * statistics.median(t) for who, t in times.items()}

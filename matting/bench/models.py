@@ -1,7 +1,8 @@
 """Neural matting networks at their official inference sizes: time, memory, FLOPs, and cheap wins.
 
 One row per network and input size. Every row times these forwards of the same input,
-interleaved round-robin (the order rotates each round), and reports their medians:
+interleaved (:mod:`matting.bench.rounds`: a shuffled order each round, a pause before each run), and
+reports their medians:
 
 * ``no_grad``: ``model.eval()`` under ``torch.no_grad()``, contiguous NCHW (the baseline);
 * ``1 thread``: the baseline with ``torch.set_num_threads(1)`` instead of the default (CPU);
@@ -54,6 +55,7 @@ from ..measure import PeakMemory
 from ..models.fuse import fold_batchnorm, to_channels_last
 from ..models.random_init import recipe_like_weights_
 from ._model_tables import LEGEND, print_fast_table, print_row, print_table_header
+from .rounds import time_rounds
 
 UHD_PIXELS = 3840 * 2160
 
@@ -332,11 +334,10 @@ def warm_up(variants: list[Variant], reference, warmup: int, device: torch.devic
 
 
 def time_in_rounds(variants: list[Variant], repeats: int, device: torch.device) -> None:
-    """Time every column once per round, rotating the order so that none always runs first."""
-    for round_index in range(repeats):
-        shift = round_index % len(variants)
-        for variant in variants[shift:] + variants[:shift]:
-            variant.times.append(timed(variant.run, device)[0])
+    """Time every column once per round (:func:`~matting.bench.rounds.time_rounds`)."""
+    seconds = time_rounds([lambda variant=variant: timed(variant.run, device)[0] for variant in variants], repeats)
+    for variant, times in zip(variants, seconds):
+        variant.times.extend(times)
 
 
 def bench_config(config: Config, device: torch.device, warmup: int, repeats: int | None,
