@@ -9,7 +9,7 @@ from torch import nn
 from matting import models
 from matting.models import fft_conv
 from matting.models.accelerate import accelerate
-from matting.models.fft_conv import FFTConv2d, InFreshThread, with_fft_convolutions
+from matting.models.fft_conv import FFTConv2d, InWorkerThread, with_fft_convolutions
 
 needs_nnpack = pytest.mark.skipif(not fft_conv.available(), reason="this torch build has no usable NNPACK")
 
@@ -153,7 +153,7 @@ def test_in_fresh_thread_keeps_the_callers_modes_and_threads_and_reraises():
                 raise ValueError("no input")
             return x * 2
 
-    wrapped = InFreshThread(Probe())
+    wrapped = InWorkerThread(Probe())
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -167,6 +167,59 @@ def test_in_fresh_thread_keeps_the_callers_modes_and_threads_and_reraises():
     assert seen == [(False, True, False, 1), (False, False, False, 1)]
     with pytest.raises(ValueError, match="no input"):
         wrapped(None)
+
+
+class _ThreadProbe(nn.Module):
+    """Records the thread of each forward; ``workspace`` bytes are booked as this thread's NNPACK
+    workspace estimate, ``barrier`` (if set) makes concurrent forwards wait for each other."""
+
+    def __init__(self, workspace=0, barrier=None):
+        super().__init__()
+        self.workspace, self.barrier, self.threads = workspace, barrier, []
+
+    def forward(self, x):
+        from matting.models import fft_conv
+
+        self.threads.append(threading.current_thread())
+        fft_conv._convolved.largest = self.workspace / fft_conv.WORKSPACE_PER_INPUT_BYTE
+        if self.barrier is not None:
+            self.barrier.wait(timeout=10)
+        return x + 1
+
+
+def test_worker_thread_is_kept_between_forwards_with_a_small_workspace():
+    probe = _ThreadProbe(workspace=1024)
+    wrapped = InWorkerThread(probe)
+    for _ in range(3):
+        assert wrapped(torch.zeros(1)).item() == 1.0
+    assert len({thread.ident for thread in probe.threads}) == 1
+    assert probe.threads[0] is not threading.current_thread() and probe.threads[0].is_alive()
+
+
+def test_worker_thread_ends_after_a_forward_whose_workspace_is_too_large_to_keep():
+    from matting.models import fft_conv
+
+    probe = _ThreadProbe(workspace=fft_conv.KEEP_WORKSPACE_BYTES + 1)
+    wrapped = InWorkerThread(probe)
+    wrapped(torch.zeros(1))
+    wrapped(torch.zeros(1))
+    first, second = probe.threads
+    assert first is not second
+    first.join(timeout=10)
+    assert not first.is_alive()  # its NNPACK workspace went with it
+
+
+def test_concurrent_forwards_run_side_by_side_in_workers_of_their_own():
+    probe = _ThreadProbe(barrier=threading.Barrier(2))  # each forward waits until the other has started
+    wrapped = InWorkerThread(probe)
+    outputs = []
+    callers = [threading.Thread(target=lambda: outputs.append(wrapped(torch.zeros(1)).item())) for _ in range(2)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(timeout=20)
+    assert outputs == [1.0, 1.0]
+    assert probe.threads[0] is not probe.threads[1]
 
 
 @needs_nnpack

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import MattingError
-from .fft_conv import InFreshThread, with_fft_convolutions
+from .fft_conv import InWorkerThread, with_fft_convolutions
 from .fuse import fold_batchnorm
 from .registry import InputConfig, register_architecture
 
@@ -208,7 +208,7 @@ def fast_module(model, *example_inputs):
     """The torch backend's BGMv1: BatchNorms folded, NCHW, the unused motion encoder not run
     (:class:`UnusedOutput`), stride-1 3×3 and 7×7 convolutions by
     NNPACK's FFT (:mod:`matting.models.fft_conv`; the reflection pads stay in front of them, so they
-    convolve without padding), in a thread of its own per call (NNPACK's workspace is freed with it).
+    convolve without padding), in a worker thread (:class:`~matting.models.fft_conv.InWorkerThread`).
 
     Measured at 512² (one process, interleaved, 2 idle cores, random weights): 0.69× the reference,
     where the folded channels_last copy (the default fast path) ran 0.79× and FFT for the 3×3
@@ -216,7 +216,7 @@ def fast_module(model, *example_inputs):
     encoder 0.76× the run before)."""
     folded = fold_batchnorm(model, *example_inputs)
     folded.model_enc_multi = UnusedOutput()
-    return InFreshThread(with_fft_convolutions(folded, FFT_FROM_PIXELS))
+    return InWorkerThread(with_fft_convolutions(folded, FFT_FROM_PIXELS))
 
 
 register_architecture(

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import MattingError
 from .constants import IMAGENET_MEAN, IMAGENET_STD
-from .fft_conv import InFreshThread, with_fft_convolutions
+from .fft_conv import InWorkerThread, with_fft_convolutions
 from .registry import Example, InputConfig, register_architecture
 from .winograd_conv import with_winograd_convolutions
 
@@ -82,15 +82,16 @@ def _winograd_range(conv):
 def fast_module(model, *example_inputs):
     """The torch backend's DIM: NCHW (NNPACK's layout), the wide 3×3 convolutions on mid-sized maps by
     Winograd F(4×4, 3×3) (:mod:`matting.models.winograd_conv`), the other large convolutions by FFT
-    (:mod:`matting.models.fft_conv`, NNPACK's pool on every core), in a thread of its own per call
-    (NNPACK's workspace is freed with it). No BatchNorm to fold.
+    (:mod:`matting.models.fft_conv`, NNPACK's pool on every core), in a worker thread
+    (:class:`~matting.models.fft_conv.InWorkerThread`, kept between forwards of small inputs). No
+    BatchNorm to fold.
 
     Measured on 2 quiet cores against the reference at torch's default 2 threads (interleaved, one
     process, median of 5): at 320² 0.63× (FFT alone 0.76×), at 608×800 0.64× (FFT alone 0.71×); with
     torch at 1 thread (a busy machine) 1.00× and 0.83× (FFT alone 1.08× and 0.81×). oneDNN's direct
     convolutions in channels_last, the other choice, ran 0.92× and 0.80–0.93× at 320², 0.80× and
     0.85–0.89× at 608×800."""
-    return InFreshThread(with_winograd_convolutions(with_fft_convolutions(model, FFT_FROM_PIXELS), _winograd_range))
+    return InWorkerThread(with_winograd_convolutions(with_fft_convolutions(model, FFT_FROM_PIXELS), _winograd_range))
 
 
 @register_architecture("dim", recognise=recognise, input_config=INPUT, fast_module=fast_module,
