@@ -175,7 +175,8 @@ class _WorkerThread:
 
 _idle_workers: list[_WorkerThread] = []
 _idle_lock = threading.Lock()
-os.register_at_fork(after_in_child=_idle_workers.clear)  # a forked child has none of these threads
+if hasattr(os, "register_at_fork"):  # POSIX: a forked child has none of these threads
+    os.register_at_fork(after_in_child=_idle_workers.clear)
 
 
 def _take_worker() -> _WorkerThread:
