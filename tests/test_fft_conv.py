@@ -248,3 +248,17 @@ def test_bgmv1_fast_path_folds_and_convolves_large_maps_by_fft(nnpack_calls, mon
         reference = model(*inputs)
     torch.testing.assert_close(alpha, reference[0], rtol=0, atol=1e-5)
     torch.testing.assert_close(foreground, reference[1], rtol=0, atol=1e-5)
+
+
+def test_an_idle_worker_of_another_process_is_never_handed_out(monkeypatch):
+    """After a fork the parent's idle workers are not threads of the child: they are skipped."""
+    from matting.models import fft_conv
+
+    stale = fft_conv._WorkerThread()
+    stale.pid = -1  # as if made by the parent before a fork
+    monkeypatch.setattr(fft_conv, "_idle_workers", [stale])
+    fresh = fft_conv._take_worker()
+    assert fresh is not stale and fresh.pid == fft_conv.os.getpid()
+    assert fft_conv._idle_workers == []
+    fresh.retire()
+    stale.retire()
