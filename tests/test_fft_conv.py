@@ -181,7 +181,7 @@ class _ThreadProbe(nn.Module):
         from matting.models import fft_conv
 
         self.threads.append(threading.current_thread())
-        fft_conv._convolved.largest = self.workspace / fft_conv.WORKSPACE_PER_INPUT_BYTE
+        fft_conv._convolved.largest = self.workspace / fft_conv.WORKSPACE_PER_MAP_BYTE
         if self.barrier is not None:
             self.barrier.wait(timeout=10)
         return x + 1

@@ -35,9 +35,9 @@ import copy
 import functools
 import logging
 import os
-import queue
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 FFT_KERNEL = 5  # kernels smaller than this are zero-padded up to it, so that NNPACK picks its FFT
 # A worker thread whose NNPACK workspace may be larger than this ends after its forward (module docstring).
 KEEP_WORKSPACE_BYTES = 256 * 2**20
-WORKSPACE_PER_INPUT_BYTE = 3.5  # NNPACK's workspace against the largest feature map it convolved, measured
+WORKSPACE_PER_MAP_BYTE = 3.5  # NNPACK's workspace against the largest feature map it convolved, measured
 MAX_IDLE_WORKERS = 1
 
 _convolved = threading.local()  # .largest: bytes of the largest input or output of this thread's NNPACK calls
@@ -145,32 +145,19 @@ def with_fft_convolutions(model: nn.Module, min_pixels: Mapping[int, int]) -> nn
 
 
 class _WorkerThread:
-    """A thread that runs the calls handed to it, one at a time, until it is retired."""
+    """One thread (a one-worker executor) that runs the calls handed to it until it is retired, and
+    the process that made it (a forked child cannot use it)."""
 
     def __init__(self):
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matting-fast-forward")
         self.pid = os.getpid()
-        threading.Thread(target=self._serve, name="matting-fast-forward", daemon=True).start()
-
-    def _serve(self):
-        while (job := self._jobs.get()) is not None:
-            job()
 
     def run(self, call):
-        """``call()`` in this thread; returns once it has run (``call`` keeps its own result)."""
-        done = threading.Event()
-
-        def job():
-            try:
-                call()
-            finally:
-                done.set()
-
-        self._jobs.put(job)
-        done.wait()
+        """``call()`` in this thread; returns what it returns, raises what it raises."""
+        return self._executor.submit(call).result()
 
     def retire(self):
-        self._jobs.put(None)
+        self._executor.shutdown(wait=False)
 
 
 _idle_workers: list[_WorkerThread] = []
@@ -222,7 +209,7 @@ class InWorkerThread(nn.Module):
                     result["outputs"] = self.module(*args)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 result["error"] = exc
-            result["workspace"] = WORKSPACE_PER_INPUT_BYTE * getattr(_convolved, "largest", 0)
+            result["workspace"] = WORKSPACE_PER_MAP_BYTE * getattr(_convolved, "largest", 0)
 
         worker = _take_worker()
         worker.run(work)
