@@ -142,7 +142,7 @@ def test_dim_fast_path_convolves_large_maps_by_fft(nnpack_calls, monkeypatch, to
         torch.testing.assert_close(pred, model(x)[0], rtol=0, atol=1e-5)
 
 
-def test_in_fresh_thread_keeps_the_callers_modes_and_threads_and_reraises():
+def test_in_worker_thread_keeps_the_callers_modes_and_threads_and_reraises():
     seen = []
 
     class Probe(nn.Module):
@@ -178,8 +178,6 @@ class _ThreadProbe(nn.Module):
         self.workspace, self.barrier, self.threads = workspace, barrier, []
 
     def forward(self, x):
-        from matting.models import fft_conv
-
         self.threads.append(threading.current_thread())
         fft_conv._convolved.largest = self.workspace / fft_conv.WORKSPACE_PER_MAP_BYTE
         if self.barrier is not None:
@@ -197,8 +195,6 @@ def test_worker_thread_is_kept_between_forwards_with_a_small_workspace():
 
 
 def test_worker_thread_ends_after_a_forward_whose_workspace_is_too_large_to_keep():
-    from matting.models import fft_conv
-
     probe = _ThreadProbe(workspace=fft_conv.KEEP_WORKSPACE_BYTES + 1)
     wrapped = InWorkerThread(probe)
     wrapped(torch.zeros(1))
@@ -252,8 +248,6 @@ def test_bgmv1_fast_path_folds_and_convolves_large_maps_by_fft(nnpack_calls, mon
 
 def test_an_idle_worker_of_another_process_is_never_handed_out(monkeypatch):
     """After a fork the parent's idle workers are not threads of the child: they are skipped."""
-    from matting.models import fft_conv
-
     stale = fft_conv._WorkerThread()
     stale.pid = -1  # as if made by the parent before a fork
     monkeypatch.setattr(fft_conv, "_idle_workers", [stale])
