@@ -12,7 +12,8 @@ or any other implementation. Four backends:
   sampling refiner included): the default. An architecture with a ``fast_module``
   (:attr:`matting.models.Architecture.fast_module`) runs that module instead, as given.
 * ``"onnxruntime"`` — the port exported once with ``torch.onnx.export`` (TorchScript exporter, opset 17,
-  dynamic batch and spatial axes so one file serves every input size), cached as
+  dynamic batch and spatial axes so one file serves every input size; :mod:`matting.models.onnx_rewrite`
+  then splits the convolutions that onnxruntime's blocked kernels would pad), cached as
   ``<cache dir>/onnx/<arch>-<weights sha256>-<signature>.onnx`` (the signature covers the non-tensor
   arguments, the tensors' ranks and channels, the port's source files and the torch version), run by an
   ``InferenceSession`` with :func:`matting.threads.onnxruntime_threads` intra-op threads and spinning off. Right after an export
@@ -23,9 +24,8 @@ or any other implementation. Four backends:
   without importing torch (:func:`matting.adapters.torch_utils.load_network`).
 * ``"openvino"`` — the same checked export, compiled by OpenVINO's CPU plugin
   (:mod:`matting.models.openvino_session`: float32, the same thread rule, free axes fixed per input
-  size like onnxruntime's sessions). Its own outputs are checked once against the reference forward
-  at the example (kept in the export's meta file); without OpenVINO, or where they differ by more than
-  :data:`EXPORT_TOLERANCE`, onnxruntime runs the graph, with a warning.
+  size). Its outputs are checked once against the reference forward at the example (kept in the meta
+  file); without OpenVINO, or beyond :data:`EXPORT_TOLERANCE`, onnxruntime runs the graph, with a warning.
 
 Which backend a network gets (``backend=None``): ``MATTING_BACKEND`` if set, else the architecture's
 measured preference (:attr:`matting.models.Architecture.fast_backend`, declared only where the model
@@ -34,12 +34,11 @@ benchmark found onnxruntime or OpenVINO faster), else ``"torch"``. Both run on t
 Measured (``python -m matting.bench models``, 2 shared cores): onnxruntime is declared for U²-NetP
 (0.2–0.5× the reference forward, |Δ| ≤ 3e-5; MODNet was declared so too, until OpenVINO, below), and for U²-Net, the same code at 4× the
 width (0.23× the benchmark's reference, which runs at torch's default 2 threads; interleaved at 1
-thread: 0.67× the reference, 0.91× the torch backend). DIM stays on ``"torch"``, with its own
-``fast_module``: NCHW, wide 3×3 layers on mid-sized maps by Winograd (:mod:`matting.models.winograd_conv`),
-other large convolutions by NNPACK's FFT (:mod:`matting.models.fft_conv`, its pool on every core),
-0.63× the reference at 320² and 0.64× at 608×800 on a quiet machine (FFT alone: 0.76× and 0.71×),
-|Δ| 3e-7 on the fidelity input (channels_last, the default copy with no BatchNorm to fold: 0.80–0.93×;
-onnxruntime and OpenVINO on an export with an export-friendly pool/unpool: 0.92× and 0.98×).
+thread: 0.67× the reference, 0.91× the torch backend; a torch copy with FFT and Winograd layers like
+DIM's: 0.75–0.77×, behind onnxruntime's 0.63×). DIM stays on ``"torch"``, with its own ``fast_module``:
+NCHW, wide 3×3 layers on mid-sized maps by Winograd (:mod:`matting.models.winograd_conv`), other large
+convolutions by NNPACK's FFT (:mod:`matting.models.fft_conv`, its pool on every core), 0.63× the
+reference at 320² and 0.64× at 608×800 (FFT alone: 0.76× and 0.71×), |Δ| 3e-7 on the fidelity input.
 BGMv2's refiner stays on ``"torch"``: its sampling mode picks patches with a data-dependent top-k and
 scatters them back, which the tracer would bake in at the example's size; not exported. BGMv2 has
 its own ``fast_module``: folded, channels_last, a refiner that cuts its windows from the unpadded
@@ -81,7 +80,7 @@ from torch import nn
 from ..errors import MattingError
 from ..paths import cache_dir
 from ..threads import onnxruntime_threads, threads, torch_threads  # noqa: F401  (threads: re-exported)
-from . import runtime
+from . import onnx_rewrite, runtime
 from .fuse import to_channels_last
 from .runtime import reference_requested
 
@@ -281,9 +280,9 @@ class _NotExportable(Exception):
 
 
 def _source_files(model: nn.Module) -> list[str]:
-    """The source files of every module class in ``model`` (the port's code), sorted; torch's own
-    layers are left out (the torch version covers them)."""
-    files = set()
+    """The source files of every module class in ``model`` (the port's code) and of the graph
+    rewrites, sorted; torch's own layers are left out (the torch version covers them)."""
+    files = {onnx_rewrite.__file__}
     for module in model.modules():
         try:
             files.add(inspect.getsourcefile(type(module)))
@@ -432,6 +431,7 @@ def _export(model, example_inputs, path: Path, meta_path: Path) -> dict:
             torch.onnx.export(wrapper, inputs, str(temporary), dynamo=False, opset_version=OPSET,
                               input_names=input_names, output_names=output_names, dynamic_axes=dynamic,
                               do_constant_folding=True)
+        meta["rewritten"] = onnx_rewrite.rewrite_file(temporary)  # checked below like the rest of the graph
         session = runtime.ort_session(temporary, onnxruntime_threads())
         difference = _difference(session, model, example_inputs, wrapper.positions, reference)
         second = _second_size(model, example_inputs)
