@@ -33,7 +33,7 @@ from ..paths import cache_dir
 __all__ = ["ENGINES", "ReadyGraph", "SizedSessions", "arguments_signature", "common_size", "engine_available",
            "fill_template", "find", "make_session", "ort_session", "record", "reference_requested"]
 
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # 2: records list the graph rewrites (onnx_rewrite) among their sources
 
 
 def reference_requested() -> bool:
