@@ -64,10 +64,25 @@ def test_a_one_channel_convolution_becomes_taps_shift_and_sum_with_the_same_outp
     if kernel == 1:  # a 1×1 convolution has nothing to gain
         assert counts["narrow"] == 0 and _ops(rewritten) == ["Conv"]
         return
-    assert counts["narrow"] == 1 and _ops(rewritten) == ["Conv", "Conv", "Conv"]
+    assert counts["narrow"] == 1 and _ops(rewritten) == ["Conv", "Conv", "ReduceSum"] + ["Add"] * bias
     got = _run(rewritten, {"x": x})
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, atol=1e-5 * np.sqrt(inputs * kernel * kernel), rtol=0)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_narrow_convolution_onto_several_channels_sums_its_taps_by_a_convolution(bias):
+    rng = np.random.default_rng(7)
+    weights = {"w": rng.standard_normal((3, 32, 1, 5))}  # 3 outputs × 5 taps: one block
+    names = ["x", "w"] + (["b"] if bias else [])
+    if bias:
+        weights["b"] = rng.standard_normal(3)
+    node = helper.make_node("Conv", names, ["y"], kernel_shape=[1, 5], pads=[0, 2, 0, 2])
+    model = _model([node], [("x", 32)], "y", weights, 3)
+    rewritten, counts = _rewritten(model)
+    assert counts["narrow"] == 1 and _ops(rewritten) == ["Conv", "Conv", "Conv"]
+    x = rng.standard_normal((1, 32, 9, 14)).astype(np.float32)
+    np.testing.assert_allclose(_run(rewritten, {"x": x}), _run(model, {"x": x}), atol=1e-4, rtol=0)
 
 
 def test_convolutions_whose_taps_fill_more_than_a_block_or_with_few_inputs_or_strides_stay():
