@@ -8,10 +8,12 @@ and two patterns in our ports waste much of that:
   does 16× the multiplications it needs: U²-NetP's 320² side output took 8.4 ms of a 224 ms
   forward. :func:`split_narrow_convolutions` computes it as a 1×1 convolution onto one channel per
   (output channel, kernel tap) pair, a depthwise convolution with one-hot kernels that moves each
-  tap's channel into place (the original padding and dilation), and a 1×1 convolution that sums the
-  taps and adds the bias. The same sums, in another order; 0.6× the time in isolation (64 → 1, 3×3,
-  320², 2 threads), and what follows works on one channel instead of a padded block. Only where those pairs fit in one block (a 3×3 kernel onto one channel): SHM's
-  dense layers (16–36 → 8–12 channels) ran 1.08× slower so rewritten, their taps filling 5–7 blocks.
+  tap's channel into place (the original padding and dilation), and the sum of each output's taps
+  plus the bias (``ReduceSum`` + ``Add`` for one output, so that what follows works on one channel
+  instead of a padded block; a 1×1 convolution for several). The same sums, in another order; 0.6×
+  the time in isolation (64 → 1, 3×3, 320², 2 threads). Only where those pairs fit in one block (a
+  3×3 kernel onto one channel): SHM's dense layers (16–36 → 8–12 channels) ran 1.08× slower so
+  rewritten, their taps filling 5–7 blocks.
 * **A convolution of a concatenation** — every decoder stage of U²-Net, whose input is
   ``cat(upsampled, skip)``. The copy into the concatenated tensor costs a full pass over both; a
   convolution is linear in its input channels, so :func:`split_concatenated_convolutions` convolves
@@ -67,6 +69,11 @@ def _attributes(node: onnx.NodeProto) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _bias(node: onnx.NodeProto) -> str | None:
+    """The name of a ``Conv`` node's bias input, or None if it has none."""
+    return node.input[2] if len(node.input) > 2 and node.input[2] else None
+
+
 def _plain_convolution(node: onnx.NodeProto, initializers: dict) -> bool:
     """A 2-D ``Conv`` with group 1, stride 1, explicit padding and a constant weight (and bias)."""
     if node.op_type != "Conv" or node.domain not in ("", "ai.onnx") or len(node.input) < 2:
@@ -74,7 +81,7 @@ def _plain_convolution(node: onnx.NodeProto, initializers: dict) -> bool:
     attributes = _attributes(node)
     auto_pad = attributes.get("auto_pad", b"NOTSET")
     weight = initializers.get(node.input[1])
-    bias_ok = len(node.input) < 3 or not node.input[2] or node.input[2] in initializers
+    bias_ok = _bias(node) is None or _bias(node) in initializers
     return (weight is not None and len(weight.dims) == 4 and attributes.get("group", 1) == 1
             and all(s == 1 for s in attributes.get("strides", [1, 1]))
             and auto_pad in (b"NOTSET", "NOTSET") and bias_ok)
@@ -146,7 +153,7 @@ def split_narrow_convolutions(model: onnx.ModelProto) -> int:
         taps = kh * kw
         if outputs * taps > BLOCK or inputs < BLOCK or taps == 1:
             continue
-        bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        bias = _bias(node)
         # channel o·taps + t holds output o's contribution of kernel tap t = (i, j) at every pixel
         tap_weight = weight.reshape(outputs, inputs, taps).transpose(0, 2, 1).reshape(outputs * taps, inputs, 1, 1)
         one_hot = np.zeros((outputs * taps, 1, kh, kw), weight.dtype)
@@ -223,13 +230,13 @@ def split_concatenated_convolutions(model: onnx.ModelProto) -> int:
         if (len(parts) < 2 or any(p is None or p < MIN_PART_CHANNELS for p in parts)
                 or sum(parts) != weight.shape[1]):
             continue
-        attributes = {k: v for k, v in _attributes(node).items() if k not in ("group",)}
+        attributes, bias = _attributes(node), _bias(node)
         stem = node.name or node.output[0]
         new_nodes, total, start = [], None, 0
         for part, (name, width) in enumerate(zip(concat.input, parts)):
             inputs = [name, g.constant(f"{stem}_part_weight", weight[:, start:start + width])]
-            if part == 0 and len(node.input) > 2 and node.input[2]:
-                inputs.append(node.input[2])
+            if part == 0 and bias:
+                inputs.append(bias)
             start += width
             value = g.fresh(f"{stem}_part")
             new_nodes.append(helper.make_node("Conv", inputs, [value], name=g.fresh(f"{stem}_part_conv"), **attributes))
